@@ -1,0 +1,114 @@
+// `POST /v1/quota/lease`: reads a bounded JSON body, takes up to `want` tokens from the global bucket
+// (debited at grant time) and answers JSON; maps each QuotaError to its HTTP status and JSON error body.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LeaseRequestInvalid, LimitUnknown, QuotaError, QuotaStoreUnavailable } from "./errors.js";
+import type { Grants } from "./grants.js";
+import { MAX_LEASE_BODY_BYTES, parseLeaseRequest } from "./lease-request.js";
+import type { LimitTable } from "./limits.js";
+import type { QuotaMetrics } from "./metrics.js";
+import { msUntilTokens } from "./token-bucket.js";
+
+export const LEASE_PATH = "/v1/quota/lease";
+
+/** 200 body of a lease. */
+export interface LeaseResponse {
+  /** Tokens granted (0 … want), already debited from the global bucket. */
+  readonly granted: number;
+  /** How long the caller may hold (spend) the granted tokens. */
+  readonly expiresInMs: number;
+  /** Milliseconds until the global bucket is full again; 0 when full, -1 when it never refills. */
+  readonly resetInMs: number;
+  /** Milliseconds until at least one token is available again; 0 now, -1 never. */
+  readonly retryAfterMs: number;
+}
+
+export interface LeaseHttpDeps {
+  readonly limits: () => LimitTable;
+  readonly grants: Grants;
+  readonly metrics: QuotaMetrics;
+  readonly leaseTtlMs: number;
+}
+
+export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  return async (req, res) => {
+    const path = (req.url ?? "").split("?", 1)[0]!;
+    if (path !== "/v1/quota" && !path.startsWith("/v1/quota/")) return false;
+    if (path !== LEASE_PATH) {
+      sendJson(res, 404, { error: { code: "ERR_QUOTA_ROUTE_UNKNOWN", message: `no quota route ${path}` } });
+      return true;
+    }
+    if (req.method !== "POST") {
+      res.setHeader("allow", "POST");
+      sendJson(res, 405, { error: { code: "ERR_QUOTA_METHOD_NOT_ALLOWED", message: `${LEASE_PATH} accepts POST only` } });
+      return true;
+    }
+    try {
+      const body = await readBoundedBody(req, MAX_LEASE_BODY_BYTES);
+      const lease = parseLeaseRequest(body);
+      const spec = deps.limits().find(lease.domain, lease.limit);
+      if (!spec) throw new LimitUnknown(lease.domain, lease.limit);
+      const out = await deps.grants.take("http", spec, lease.key, lease.want, "partial");
+      const answer: LeaseResponse = {
+        granted: out.granted,
+        expiresInMs: deps.leaseTtlMs,
+        resetInMs: out.resetInMs,
+        retryAfterMs: msUntilTokens(1, out.tokens, spec.refillPerSecond),
+      };
+      sendJson(res, 200, answer);
+    } catch (err) {
+      if (!(err instanceof QuotaError)) throw err;
+      if (err instanceof LeaseRequestInvalid) deps.metrics.rejected.inc({ api: "http", reason: "invalid" });
+      if (err instanceof LimitUnknown) deps.metrics.rejected.inc({ api: "http", reason: "unknown_limit" });
+      if (err instanceof LeaseRequestInvalid && err.field === "body" && req.readableEnded === false) res.setHeader("connection", "close");
+      if (err instanceof QuotaStoreUnavailable) res.setHeader("retry-after", "1");
+      sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message, ...(err instanceof LeaseRequestInvalid ? { field: err.field } : {}) } });
+    }
+    return true;
+  };
+}
+
+/** Collects at most `limit` bytes; beyond that stops reading and rejects (the caller closes the connection). */
+function readBoundedBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = (): LeaseRequestInvalid => new LeaseRequestInvalid("body", `the body exceeds ${limit} bytes`);
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.pause();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new LeaseRequestInvalid("body", `the body could not be read: ${err.message}`));
+    };
+    const cleanup = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
