@@ -1,0 +1,105 @@
+// Istio and Kubernetes manifests validate against ../shared/schemas, and the cross-checks no schema can
+// do (providers, plugin configs, routes, ports, mounts) catch one fixture each with an exact message.
+import { strict as assert } from "node:assert";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseAllDocuments } from "yaml";
+import { checkPaths } from "../../authz-server/src/config-check/check-files.js";
+import { ManifestValidator } from "../../authz-server/src/config-check/manifests.js";
+import { formatProblem, isError, type Problem } from "../../authz-server/src/config-check/problem.js";
+
+const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+const SCHEMAS = repo("../shared/schemas");
+const fixture = (p: string): string => repo(`test/envoy/fixtures/${p}`);
+
+function errorsOf(paths: string[]): string[] {
+  return checkPaths(paths, { schemasDir: SCHEMAS })
+    .problems.filter(isError)
+    .map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) }));
+}
+
+function manifestFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) out.push(...manifestFiles(full));
+    else if (e.name.endsWith(".yaml")) out.push(full);
+  }
+  return out;
+}
+
+const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization"]);
+
+describe("Kubernetes and Istio manifests", function () {
+  describe("shipped manifests", function () {
+    it("every shipped document in envoy/istio and envoy/k8s has a schema from ../shared/schemas (or is a kind we check ourselves)", function () {
+      const v = new ManifestValidator(SCHEMAS);
+      const kinds = new Set<string>();
+      for (const file of [...manifestFiles(repo("envoy/istio")), ...manifestFiles(repo("envoy/k8s"))]) {
+        for (const d of parseAllDocuments(readFileSync(file, "utf8"))) {
+          const doc = d.toJS() as { apiVersion: string; kind: string };
+          kinds.add(doc.kind);
+          if (BUILT_IN_KINDS.has(doc.kind)) continue;
+          assert.ok(v.schemaFile(doc), `${file}: no schema for ${doc.apiVersion} ${doc.kind}`);
+        }
+      }
+      for (const k of ["WasmPlugin", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
+        assert.ok(kinds.has(k), `no shipped ${k}`);
+      }
+    });
+
+    let shipped: Problem[];
+    before(function () {
+      shipped = [...checkPaths([repo("envoy")], { schemasDir: SCHEMAS }).problems];
+    });
+
+    it("envoy/ validates with no errors (schemas, embedded policy and bootstrap, cross-checks)", function () {
+      assert.deepEqual(shipped.filter(isError).map((p) => formatProblem(p)), []);
+    });
+
+    it("the only warnings on the shipped tree are the placeholder image digests (and wasm files not built yet)", function () {
+      const warnings = shipped.filter((p) => !isError(p) && p.code !== "ERR_ENVOY_WASM_MISSING");
+      assert.ok(warnings.length > 0);
+      assert.deepEqual([...new Set(warnings.map((w) => w.code))], ["ERR_CROSS_PLACEHOLDER_DIGEST"]);
+    });
+  });
+
+  describe("schema violations", function () {
+    const cases: [spec: string, file: string, message: string][] = [
+      ["an unknown container field in a Deployment", "deployment-unknown-field.yaml", "deployment-unknown-field.yaml: spec.template.spec.containers[0].imagePolicy: unknown field"],
+      ["a Service port that is not an integer", "service-bad-port.yaml", "service-bad-port.yaml: spec.ports[0].port: must be integer"],
+      ["a WasmPlugin phase Istio does not define", "wasmplugin-bad-phase.yaml", 'wasmplugin-bad-phase.yaml: spec.phase: must be one of "UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"'],
+      ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown field"],
+    ];
+    for (const [spec, file, message] of cases) {
+      it(`rejects ${spec}`, function () {
+        assert.deepEqual(errorsOf([fixture(`schema/${file}`)]), [message]);
+      });
+    }
+  });
+
+  describe("cross-checks", function () {
+    const cases: [spec: string, dir: string, message: string][] = [
+      ["a CUSTOM provider missing from meshConfig.extensionProviders", "provider-unknown", 'policy.yaml: spec.provider.name: provider "meshward-authn" is not in meshConfig.extensionProviders (known: meshward-authz)'],
+      ["an extension provider port that the Service does not expose", "provider-port", "mesh-config.yaml: spec.meshConfig.extensionProviders[0].envoyExtAuthzGrpc.port: port 9000 is not a port of Service meshward/authz-server (9191, 8181)"],
+      ["a Service targetPort that no container port of its Deployment has", "target-port", 'service.yaml: spec.ports[0].targetPort: targetPort "grpc" is not a container port of Deployment meshward/authz-server'],
+      ["a --policy file the mounted ConfigMap does not hold", "policy-key", 'deployment.yaml: spec.template.spec.containers[0].args[1]: ConfigMap meshward-policy has no key "policy.yaml" for the policy file /etc/meshward/policy/policy.yaml'],
+      ["a header-router route no VirtualService matches", "route-not-matched", 'wasmplugin.yaml: spec.pluginConfig: header-router route "v3" has no VirtualService http route matching header x-route: exact v3'],
+      ["header-router in a phase before the CUSTOM ext_authz", "header-router-phase", 'wasmplugin.yaml: spec.phase: header-router must run in phase STATS (after the CUSTOM ext_authz), not "AUTHN"'],
+      ["a WasmPlugin pluginConfig our filter would reject", "plugin-config", "wasmplugin.yaml: spec.pluginConfig.limits[0].capacity: rate-limit: must be >= 1"],
+      ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
+      ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
+    ];
+    for (const [spec, dir, message] of cases) {
+      it(`reports ${spec}`, function () {
+        assert.deepEqual(errorsOf([fixture(`cross/${dir}`)]), [message]);
+      });
+    }
+
+    it("reports an invalid policy embedded in a ConfigMap with the policy loader's path", function () {
+      const bad = checkPaths([fixture("policy-configmap-invalid.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);
+      assert.deepEqual(bad.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), ["policy-configmap-invalid.yaml data.policy.yaml: spec.bindings[0].roles[0]: unknown role 'readr'"]);
+    });
+  });
+});
