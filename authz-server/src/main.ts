@@ -1,0 +1,31 @@
+// authz-server entry point: reads flags/env (failing fast on bad ones), then serves — one process, or
+// with --workers N a primary that forks N workers sharing the ports (node:cluster). See cli/serve.ts.
+import cluster from "node:cluster";
+import { parseArgs, USAGE, UsageError, type ServerArgs } from "./cli/args.js";
+
+function readArgs(): ServerArgs {
+  try {
+    return parseArgs(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`authz-server: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const args = readArgs();
+// Validate the policy before loading the server modules, so a bad file fails fast (exit 1).
+const { loadPolicyFile } = await import("./policy/load-policy.js");
+const { PolicyInvalid } = await import("./errors.js");
+try {
+  loadPolicyFile(args.policy);
+} catch (err) {
+  if (!(err instanceof PolicyInvalid)) throw err;
+  process.stderr.write(`authz-server: ${err.message}\n`);
+  process.exit(1);
+}
+const { runPrimary, runWorker, fail } = await import("./cli/serve.js");
+if (cluster.isPrimary && args.workers > 1) runPrimary(args);
+else runWorker(args).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), 1));

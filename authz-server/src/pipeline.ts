@@ -1,0 +1,46 @@
+// The authz pipeline for one Check, top to bottom:
+// attributes → size limits → credentials → identity → policy → decision → CheckResponse.
+import type { Clock } from "./clock.js";
+import { attributesFromCheckRequest, type CheckRequestObject } from "./attributes/from-check-request.js";
+import { RequestTooLarge } from "./errors.js";
+import { resolveIdentity } from "./identity/resolve-identity.js";
+import type { Attributes, Decision } from "./model.js";
+import { evaluatePolicy } from "./policy/evaluate.js";
+import type { Runtime } from "./policy-holder.js";
+import { renderCheckResponse, type CheckResponseObject } from "./response/check-response.js";
+import { decideFromError, decideFromVerdict } from "./response/decide.js";
+
+export interface PipelineDeps {
+  readonly clock: Clock;
+  readonly newId: () => string;
+}
+
+export interface PipelineResult {
+  readonly attrs: Attributes;
+  readonly decision: Decision;
+  readonly response: CheckResponseObject;
+}
+
+export async function runPipeline(request: CheckRequestObject, runtime: Runtime, deps: PipelineDeps): Promise<PipelineResult> {
+  const { policy, credentials } = runtime;
+  const id = deps.newId();
+  const attrs = attributesFromCheckRequest(request);
+
+  const tooLarge = checkSize(attrs, policy.limits);
+  if (tooLarge) {
+    const decision = decideFromError(id, tooLarge, {});
+    return { attrs, decision, response: renderCheckResponse(decision, policy) };
+  }
+
+  const { user, error } = await credentials.authenticate(attrs);
+  const identity = resolveIdentity(attrs, user, policy);
+  const verdict = evaluatePolicy(policy, { attrs, identity, credentialError: error, nowMs: deps.clock.now() });
+  const decision = decideFromVerdict(id, verdict, identity);
+  return { attrs, decision, response: renderCheckResponse(decision, policy) };
+}
+
+function checkSize(attrs: Attributes, limits: Runtime["policy"]["limits"]): RequestTooLarge | undefined {
+  if (attrs.headerCount > limits.maxHeaders) return new RequestTooLarge(`${attrs.headerCount} headers exceed the limit of ${limits.maxHeaders}`);
+  if (attrs.headerBytes > limits.maxHeaderBytes) return new RequestTooLarge(`${attrs.headerBytes} header bytes exceed the limit of ${limits.maxHeaderBytes}`);
+  return undefined;
+}

@@ -1,0 +1,144 @@
+// The policy file as written (YAML or JSON), after schema validation: the types of DESIGN.md's
+// `AuthzPolicy`. compile-policy.ts turns this into the immutable runtime form.
+import type { RateLimitSpec } from "../quota/contract.js";
+
+export interface PolicyDocument {
+  readonly apiVersion: "meshward.io/v1";
+  readonly kind: "AuthzPolicy";
+  readonly metadata?: { readonly name?: string };
+  readonly spec: PolicySpec;
+}
+
+export interface PolicySpec {
+  readonly providers?: ProvidersSpec;
+  readonly roles?: Readonly<Record<string, readonly string[]>>;
+  readonly bindings?: readonly BindingSpec[];
+  readonly rules: readonly RuleSpec[];
+  readonly rateLimits?: readonly RateLimitSpec[];
+  readonly limits?: LimitsSpec;
+  readonly response?: ResponseSpec;
+}
+
+export interface ProvidersSpec {
+  readonly jwt?: readonly JwtProviderSpec[];
+  readonly introspection?: readonly IntrospectionProviderSpec[];
+  readonly apiKeys?: readonly ApiKeyProviderSpec[];
+  readonly mesh?: { readonly trustDomains: readonly string[] };
+}
+
+/** Where a credential is read: a header (with optional prefix such as "Bearer ") or a query parameter. */
+export interface CredentialSourceSpec {
+  readonly header?: string;
+  readonly prefix?: string;
+  readonly query?: string;
+}
+
+export interface SecretRefSpec {
+  readonly file?: string;
+  readonly env?: string;
+}
+
+export interface JwksSpec {
+  readonly uri?: string;
+  readonly file?: string;
+  readonly discovery?: boolean;
+  /** An inline JWK Set. */
+  readonly keys?: readonly Record<string, unknown>[];
+  /** Background refresh period (duration), for `uri` and `discovery`. */
+  readonly refreshInterval?: string;
+  /** Minimum time between refetches triggered by unknown kids (duration). */
+  readonly cooldown?: string;
+  /** Fetch timeout (duration). */
+  readonly timeout?: string;
+}
+
+export interface JwtProviderSpec {
+  readonly name: string;
+  readonly issuer: string;
+  readonly audiences?: readonly string[];
+  readonly jwks?: JwksSpec;
+  readonly algorithms: readonly string[];
+  readonly secret?: SecretRefSpec;
+  readonly from?: readonly CredentialSourceSpec[];
+  readonly clockSkew?: string;
+  readonly roles?: { readonly claim: string };
+  readonly scopes?: { readonly claim: string };
+  readonly claimsToHeaders?: readonly { readonly claim: string; readonly header: string }[];
+  /** Keep the credential header upstream (default true); false removes it on allow. */
+  readonly forward?: boolean;
+}
+
+export interface IntrospectionProviderSpec {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly clientId: string;
+  readonly clientSecret: SecretRefSpec;
+  readonly auth?: "client_secret_basic" | "client_secret_post";
+  readonly from?: readonly CredentialSourceSpec[];
+  readonly cacheTtl?: string;
+  readonly timeout?: string;
+  readonly audiences?: readonly string[];
+  readonly roles?: { readonly claim: string };
+  readonly scopes?: { readonly claim: string };
+  readonly claimsToHeaders?: readonly { readonly claim: string; readonly header: string }[];
+  readonly forward?: boolean;
+}
+
+export interface ApiKeyProviderSpec {
+  readonly name: string;
+  readonly from: readonly CredentialSourceSpec[];
+  readonly keys: readonly { readonly id: string; readonly sha256: string; readonly roles?: readonly string[] }[];
+  readonly forward?: boolean;
+}
+
+export interface BindingSpec {
+  readonly subjects: readonly string[];
+  readonly roles: readonly string[];
+}
+
+export interface MatchSpec {
+  readonly hosts?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly methods?: readonly string[];
+  readonly sourceCidrs?: readonly string[];
+  readonly notSourceCidrs?: readonly string[];
+}
+
+export interface RequirementSpec {
+  readonly permissions?: readonly string[];
+  readonly roles?: readonly string[];
+  readonly anyOf?: readonly RequirementSpec[];
+  readonly allOf?: readonly RequirementSpec[];
+  readonly user?: boolean;
+  readonly peer?: {
+    readonly principals?: readonly string[];
+    readonly namespaces?: readonly string[];
+    /** `namespace/serviceAccount` */
+    readonly serviceAccounts?: readonly string[];
+  };
+}
+
+export interface RuleSpec {
+  readonly name: string;
+  readonly effect?: "allow" | "deny";
+  readonly enforcement?: "enforce" | "dryRun";
+  readonly match?: MatchSpec;
+  readonly allow?: "anonymous";
+  readonly require?: RequirementSpec;
+  readonly when?: string;
+}
+
+export interface LimitsSpec {
+  readonly maxCredentialBytes?: number;
+  readonly maxHeaders?: number;
+  readonly maxHeaderBytes?: number;
+}
+
+export interface ResponseSpec {
+  /** `realm` of the WWW-Authenticate challenge (default "meshward"). */
+  readonly realm?: string;
+  /** Upstream header carrying the verified subject (user subject, else peer principal). */
+  readonly subjectHeader?: string;
+  /** Upstream header carrying the effective roles, comma-separated. */
+  readonly rolesHeader?: string;
+}

@@ -1,0 +1,219 @@
+// The server shell: gRPC (ext_authz Check, grpc.health.v1, the quota service's RateLimitService) and
+// HTTP (/healthz, /readyz, /metrics, the quota routes). createAuthzServer returns it unstarted.
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { createIdGenerator, type Clock } from "./clock.js";
+import { DependencyUnavailable } from "./errors.js";
+import { encodeCheckResponse } from "./grpc/encode-check-response.js";
+import { authorizationService, healthService, rateLimitService } from "./grpc/protos.js";
+import type { CheckRequestObject } from "./attributes/from-check-request.js";
+import { logDecision } from "./observability/decision-log.js";
+import { authzMetrics } from "./observability/metrics.js";
+import { runPipeline } from "./pipeline.js";
+import type { PolicyHolder, Runtime } from "./policy-holder.js";
+import type { QuotaService } from "./quota/contract.js";
+import { renderCheckResponse } from "./response/check-response.js";
+import { decideFromError } from "./response/decide.js";
+
+export interface AuthzServerDeps {
+  readonly holder: PolicyHolder;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly clock: Clock;
+  readonly newId?: () => string;
+  readonly quota?: QuotaService;
+  /** host:port; default 0.0.0.0:9191. Port 0 picks a free port. */
+  readonly grpcAddress?: string;
+  /** host:port; default 0.0.0.0:8181. */
+  readonly httpAddress?: string;
+}
+
+export interface AuthzServer {
+  start(): Promise<{ readonly grpcPort: number; readonly httpPort: number }>;
+  /** Readiness false first, then drains in-flight Checks for at most `graceMs` before closing. */
+  stop(graceMs?: number): Promise<void>;
+  /** Readiness as /readyz computes it. */
+  readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+}
+
+export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
+  const { holder, logger, registry, clock, quota } = deps;
+  const metrics = authzMetrics(registry);
+  const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator() };
+  let draining = false;
+  let inflight = 0;
+  let grpcServer: grpc.Server | undefined;
+  let httpServer: HttpServer | undefined;
+
+  const applyPolicy = (r: Runtime) => {
+    metrics.policyInfo.reset();
+    metrics.policyInfo.set({ version: r.policy.version }, 1);
+    quota?.setLimits(r.policy.rateLimits);
+  };
+  if (holder.current) applyPolicy(holder.current);
+  holder.onChange(applyPolicy);
+  holder.onResult = (result) => metrics.policyReloads.inc({ result });
+
+  const check: grpc.handleUnaryCall<CheckRequestObject, object> = (call, callback) => {
+    const runtime = holder.current;
+    if (!runtime) {
+      callback({ code: grpc.status.UNAVAILABLE, details: "no policy loaded" });
+      return;
+    }
+    inflight++;
+    const started = process.hrtime.bigint();
+    runPipeline(call.request, runtime, pipelineDeps)
+      .then(
+        ({ attrs, decision, response }) => {
+          const us = Number(process.hrtime.bigint() - started) / 1000;
+          const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
+          counted(result, decision.reason).inc();
+          timed(result).observe(us / 1e6);
+          for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
+          logDecision(logger, decision, attrs, us, runtime.policy.version);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          logger.error({ err: String(err) }, "pipeline failed");
+          const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
+          metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
+          callback(null, renderCheckResponse(decision, runtime.policy));
+        },
+      )
+      .finally(() => inflight--);
+  };
+
+  const watchers = new Set<grpc.ServerWritableStream<object, object>>();
+  // Labelled children are cached: prom-client hashes the label object on every inc() otherwise.
+  const decisionCounters = new Map<string, ReturnType<typeof metrics.decisions.labels>>();
+  const counted = (result: string, reason: string) => {
+    const key = `${result}\u0000${reason}`;
+    let c = decisionCounters.get(key);
+    if (!c) decisionCounters.set(key, (c = metrics.decisions.labels(result, reason)));
+    return c;
+  };
+  const latencyByResult = new Map<string, ReturnType<typeof metrics.latency.labels>>();
+  const timed = (result: string) => {
+    let h = latencyByResult.get(result);
+    if (!h) latencyByResult.set(result, (h = metrics.latency.labels(result)));
+    return h;
+  };
+
+  const servingStatus = () => (holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  const health = {
+    Check: (_call: unknown, callback: grpc.sendUnaryData<object>) => callback(null, { status: servingStatus() }),
+    Watch: (call: grpc.ServerWritableStream<object, object>) => {
+      // Sends the current status; the stream stays open until the client cancels or the server stops.
+      call.write({ status: servingStatus() });
+      watchers.add(call);
+      call.on("cancelled", () => watchers.delete(call));
+    },
+  };
+
+  async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
+    const checks: Record<string, string> = {};
+    const runtime = holder.current;
+    checks.policy = runtime ? `ok (${runtime.policy.version})` : "not loaded";
+    const creds = runtime?.credentials.status();
+    checks.credentials = !runtime ? "no policy" : creds?.ready ? "ok" : `not ready: ${creds?.detail ?? ""}`;
+    if (quota) {
+      const q = await quota.ready().catch((err: unknown) => ({ ok: false, detail: String(err) }));
+      checks.quota = q.ok ? "ok" : `not ready: ${q.detail ?? ""}`;
+    }
+    if (draining) checks.shutdown = "draining";
+    return { ready: !draining && Object.values(checks).every((v) => v.startsWith("ok")), checks };
+  }
+
+  async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (quota && (await quota.handleHttp(req, res))) return;
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, { error: "method_not_allowed" });
+    if (path === "/healthz") return send(res, 200, { status: "ok" });
+    if (path === "/readyz") {
+      const r = await readiness();
+      return send(res, r.ready ? 200 : 503, r);
+    }
+    if (path === "/metrics") {
+      const text = await registry.metrics();
+      res.writeHead(200, { "content-type": registry.contentType });
+      res.end(text);
+      return;
+    }
+    send(res, 404, { error: "not_found" });
+  }
+
+  return {
+    readiness,
+    async start() {
+      const server = new grpc.Server();
+      const authz = authorizationService();
+      // Our own CheckResponse encoder: see grpc/encode-check-response.ts for why.
+      server.addService({ ...authz, Check: { ...authz.Check!, responseSerialize: encodeCheckResponse as (v: unknown) => Buffer } }, { Check: check });
+      server.addService(healthService(), health);
+      if (quota) server.addService(rateLimitService(), quota.rateLimitService);
+      const grpcPort = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(deps.grpcAddress ?? "0.0.0.0:9191", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      );
+      grpcServer = server;
+      const http = createServer((req, res) => {
+        handleHttp(req, res).catch((err: unknown) => {
+          logger.error({ err: String(err) }, "http handler failed");
+          if (!res.headersSent) send(res, 500, { error: "internal_error" });
+          else res.destroy();
+        });
+      });
+      const { host, port } = splitAddress(deps.httpAddress ?? "0.0.0.0:8181");
+      await new Promise<void>((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(port, host, () => {
+          http.off("error", reject);
+          resolve();
+        });
+      });
+      httpServer = http;
+      return { grpcPort, httpPort: (http.address() as AddressInfo).port };
+    },
+    async stop(graceMs = 10_000) {
+      draining = true;
+      for (const w of watchers) w.end();
+      watchers.clear();
+      const deadline = Date.now() + graceMs;
+      while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          if (!grpcServer) return resolve();
+          const s = grpcServer;
+          const timer = setTimeout(() => s.forceShutdown(), Math.max(0, deadline - Date.now())).unref();
+          s.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+        new Promise<void>((resolve) => {
+          if (!httpServer) return resolve();
+          httpServer.close(() => resolve());
+          httpServer.closeAllConnections();
+        }),
+      ]);
+      grpcServer = undefined;
+      httpServer = undefined;
+    },
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Splits `host:port` / `[v6]:port`; throws on anything else. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):([0-9]{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`invalid address '${address}' (expected HOST:PORT)`);
+  return { host: (m[1] ?? m[2])!, port };
+}

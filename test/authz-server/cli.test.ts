@@ -1,0 +1,178 @@
+// The authz-server command: exits non-zero naming file, path and problem on a bad policy or flag,
+// prints its addresses when it starts, and stops cleanly on SIGTERM (one process and --workers 2).
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { parseArgs } from "../../authz-server/src/cli/args.js";
+import { grpcClients } from "../../authz-server/src/grpc/protos.js";
+
+const repo = fileURLToPath(new URL("../../", import.meta.url));
+const main = join(repo, "authz-server/src/main.ts");
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", main, ...args], { cwd: repo, env: { ...process.env, ...env, MESHWARD_POLICY: env.MESHWARD_POLICY ?? "" }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+function finish(child: ChildProcess, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`no exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Resolves with the first stdout JSON line matching `pred`. */
+function waitForLine(child: ChildProcess, pred: (l: any) => boolean, timeoutMs: number): Promise<any> {
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms: ${buf} ${err}`)), timeoutMs);
+    child.stderr!.on("data", (d) => (err += d));
+    child.stdout!.on("data", (d) => {
+      buf += d;
+      for (const line of buf.split("\n").slice(0, -1)) {
+        try {
+          const obj = JSON.parse(line);
+          if (pred(obj)) {
+            clearTimeout(timer);
+            resolve(obj);
+          }
+        } catch {
+          /* not JSON */
+        }
+      }
+    });
+  });
+}
+
+function healthCheck(target: string): Promise<string> {
+  const { Health } = grpcClients();
+  const client = new (Health as any)(target, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    client.Check({ service: "" }, { deadline: Date.now() + 10_000 }, (err: Error | null, res: { status: string }) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res.status);
+    }),
+  );
+}
+
+describe("authz-server command line", function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "meshward-cli-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("exits 1 naming the file, the path and the problem for a bad policy", async () => {
+    const file = join(dir, "policy.yaml");
+    writeFileSync(
+      file,
+      `apiVersion: meshward.io/v1
+kind: AuthzPolicy
+spec:
+  roles: { admin: ["x:*"] }
+  rules:
+    - { name: a, allow: anonymous }
+    - { name: b, allow: anonymous }
+    - { name: c, require: { roles: [admn] } }
+`,
+    );
+    const r = await finish(run(["--policy", file]));
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim(), `authz-server: ${file}: spec.rules[2].require.roles[0]: unknown role 'admn'`);
+  });
+
+  it("exits 1 naming the secret's path when an HMAC secret variable is unset", async () => {
+    const file = join(dir, "hs.yaml");
+    writeFileSync(
+      file,
+      `apiVersion: meshward.io/v1
+kind: AuthzPolicy
+spec:
+  providers:
+    jwt: [{ name: hs, issuer: "https://hs/", algorithms: [HS256], secret: { env: MESHWARD_TEST_UNSET_SECRET } }]
+  rules: []
+`,
+    );
+    const r = await finish(run(["--policy", file], { MESHWARD_TEST_UNSET_SECRET: "" }));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
+  });
+
+  it("exits 2 naming an unknown flag", async () => {
+    const unknown = await finish(run(["--policy", "examples/policy.yaml", "--grpc-port", "1"]));
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /^authz-server: unknown flag '--grpc-port'\nusage:/);
+  });
+
+  it("starts on the example policy, prints its addresses, serves health and exits 0 on SIGTERM", async () => {
+    const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info"]);
+    const done = finish(child, 45_000);
+    const line = await waitForLine(child, (l) => typeof l.grpc === "string" && /listening/.test(l.msg), 40_000);
+    assert.match(line.msg, /^authz-server listening: gRPC 127\.0\.0\.1:[1-9][0-9]* .*HTTP 127\.0\.0\.1:[1-9][0-9]*/);
+    assert.equal(await healthCheck(line.grpc), "SERVING");
+    const ready = await fetch(`http://${line.http}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
+    child.kill("SIGTERM");
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it("with --workers 2 forks workers that share the ports", async () => {
+    const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--workers", "2"]);
+    const done = finish(child, 55_000);
+    const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
+    assert.equal(await healthCheck(line.grpc), "SERVING");
+    child.kill("SIGTERM");
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe("authz-server flags", () => {
+  it("reads defaults and environment equivalents", () => {
+    assert.deepEqual(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_REDIS: "redis://r:6379" }), {
+      policy: "p.yaml",
+      grpcAddr: "0.0.0.0:9191",
+      httpAddr: "0.0.0.0:8181",
+      workers: 1,
+      logLevel: "info",
+      redis: "redis://r:6379",
+    });
+    const a = parseArgs(["--policy=x.yaml", "--grpc-addr", "[::1]:9000", "--workers", "4", "--log-level", "warn"], { MESHWARD_POLICY: "ignored.yaml" });
+    assert.equal(a.policy, "x.yaml");
+    assert.equal(a.grpcAddr, "[::1]:9000");
+    assert.equal(a.workers, 4);
+  });
+
+  const bad: [string[], string][] = [
+    [[], "--policy (or MESHWARD_POLICY) is required"],
+    [["--policy"], "flag '--policy' needs a value"],
+    [["--policy", "p", "--policy", "q"], "flag '--policy' given twice"],
+    [["--policy", "p", "--workers", "zero"], "flag '--workers': 'zero' is not a whole number from 1 to 999"],
+    [["--policy", "p", "--workers", "0"], "flag '--workers': '0' is not a whole number from 1 to 999"],
+    [["--policy", "p", "--grpc-addr", "9191"], "flag '--grpc-addr': invalid address '9191' (expected HOST:PORT)"],
+    [["--policy", "p", "--http-addr", "h:70000"], "flag '--http-addr': invalid address 'h:70000' (expected HOST:PORT)"],
+    [["--policy", "p", "--log-level", "loud"], "flag '--log-level': unknown level 'loud'"],
+    [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis:// or rediss:// URL"],
+    [["policy.yaml"], "unknown flag 'policy.yaml'"],
+  ];
+  for (const [argv, message] of bad) {
+    it(`rejects ${JSON.stringify(argv)}: ${message}`, () => assert.throws(() => parseArgs(argv, {}), { name: "UsageError", message }));
+  }
+});
