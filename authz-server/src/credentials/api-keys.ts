@@ -7,7 +7,7 @@ import { Counter, type Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
 import { CredentialInvalid, PolicyInvalid } from "../errors.js";
 import type { Attributes, UserIdentity } from "../model.js";
-import type { ApiKeyProviderSpec, CredentialSourceSpec } from "../policy/document.js";
+import type { CredentialSourceSpec } from "../policy/document.js";
 import { extractFrom } from "./extract.js";
 import type { CredentialCandidate, CredentialPlugin, CredentialVerifier } from "./index.js";
 
@@ -122,9 +122,6 @@ export function createApiKeyVerifier(store: ApiKeyStore, from: readonly Credenti
   };
 }
 
-/** A provider entry, plus `keysFile` (relative to the policy file) once the policy schema admits it. */
-type ApiKeyProviderInput = Omit<ApiKeyProviderSpec, "keys"> & { readonly keys?: ApiKeyProviderSpec["keys"]; readonly keysFile?: string };
-
 /**
  * The credentials-stage plugin: one verifier per `spec.providers.apiKeys` entry, in policy order. Keys
  * come from `keys` and, when present, `keysFile` (read at every policy load, so a reload picks up a
@@ -134,7 +131,7 @@ export function apiKeysPlugin(): CredentialPlugin {
   return {
     name: "apiKeys",
     build(ctx) {
-      const verifiers = ((ctx.policy.providers.apiKeys ?? []) as readonly ApiKeyProviderInput[]).map((spec, i) => {
+      const verifiers = (ctx.policy.providers.apiKeys ?? []).map((spec, i) => {
         let store: ApiKeyStore;
         const fromFile = spec.keysFile === undefined ? [] : loadApiKeysFile(isAbsolute(spec.keysFile) ? spec.keysFile : resolve(dirname(ctx.policy.file), spec.keysFile));
         try {

@@ -128,8 +128,9 @@ function checkProviders(doc: PolicyDocument, fail: Fail): void {
     const at = `spec.providers.apiKeys[${i}]`;
     checkName(p.name, at);
     checkSources(p.from, at);
+    if (p.keys === undefined && p.keysFile === undefined) fail(at, "needs 'keys' or 'keysFile' (or both)");
     const ids = new Set<string>();
-    p.keys.forEach((k, j) => {
+    (p.keys ?? []).forEach((k, j) => {
       if (ids.has(k.id)) fail(`${at}.keys[${j}].id`, `duplicate key id '${k.id}'`);
       ids.add(k.id);
       k.roles?.forEach((r, m) => {

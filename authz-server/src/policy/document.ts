@@ -87,7 +87,10 @@ export interface IntrospectionProviderSpec {
 export interface ApiKeyProviderSpec {
   readonly name: string;
   readonly from: readonly CredentialSourceSpec[];
-  readonly keys: readonly { readonly id: string; readonly sha256: string; readonly roles?: readonly string[] }[];
+  /** At least one of `keys` and `keysFile` (compile-policy.ts checks). */
+  readonly keys?: readonly { readonly id: string; readonly sha256: string; readonly roles?: readonly string[] }[];
+  /** A YAML/JSON file of more keys (e.g. a mounted Secret), relative to the policy file; read at every load. */
+  readonly keysFile?: string;
   readonly forward?: boolean;
 }
 

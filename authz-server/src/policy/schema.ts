@@ -113,10 +113,11 @@ export const POLICY_SCHEMA = {
               items: {
                 type: "object",
                 additionalProperties: false,
-                required: ["name", "from", "keys"],
+                required: ["name", "from"],
                 properties: {
                   name: providerName,
                   from: { type: "array", minItems: 1, items: credentialSource },
+                  keysFile: str,
                   keys: {
                     type: "array",
                     items: {

@@ -9,6 +9,11 @@ import { Registry } from "prom-client";
 import { apiKeysPlugin, ApiKeyStore, createApiKeyVerifier, hashApiKey, loadApiKeysFile } from "../../../authz-server/src/credentials/api-keys.js";
 import { hashApiKeyInput, parseArgs } from "../../../authz-server/src/cli/hash-api-key.js";
 import { AuthzError } from "../../../authz-server/src/errors.js";
+import { createLogger } from "../../../authz-server/src/observability/logger.js";
+import { runPipeline } from "../../../authz-server/src/pipeline.js";
+import { buildRuntime } from "../../../authz-server/src/policy-holder.js";
+import { loadPolicyFile } from "../../../authz-server/src/policy/load-policy.js";
+import { checkRequest } from "../helpers/authz-harness.js";
 import { attributes } from "./fixtures/attributes.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -80,6 +85,47 @@ describe("credentials/api-keys: keys files (e.g. a mounted Kubernetes Secret)", 
     const [v] = apiKeysPlugin().build(ctx as never).verifiers!;
     assert.equal((await v!.verify({ value: GLOBEX_KEY, location: "header:x-api-key" }, attributes({}))).subject, "globex");
     assert.equal((await v!.verify({ value: ACME_KEY, location: "header:x-api-key" }, attributes({}))).subject, "acme");
+  });
+
+  it("serves keys from a policy file's keysFile alone (no inline keys), relative to the policy file, end to end", async () => {
+    const sub = mkdtempSync(join(dir, "policy-"));
+    writeFileSync(join(sub, "partner-keys.yaml"), `- { id: globex, sha256: "${hashApiKey(GLOBEX_KEY)}", roles: [partner] }\n`);
+    const policyFile = join(sub, "policy.yaml");
+    writeFileSync(
+      policyFile,
+      [
+        "apiVersion: meshward.io/v1",
+        "kind: AuthzPolicy",
+        "spec:",
+        "  providers:",
+        "    apiKeys:",
+        "      - { name: partners, from: [{ header: x-api-key }], keysFile: partner-keys.yaml }",
+        "  roles: { partner: [\"orders:read\"] }",
+        "  rules:",
+        "    - { name: partners-read, match: { paths: [\"/api/**\"] }, require: { permissions: [\"orders:read\"] } }",
+        "",
+      ].join("\n"),
+    );
+    const runtime = buildRuntime(loadPolicyFile(policyFile), {
+      clock: { now: () => Date.now() },
+      registry: new Registry(),
+      logger: createLogger("silent"),
+      createKeySource: () => { throw new Error("no JWT providers here"); },
+      credentialPlugins: [apiKeysPlugin()],
+    });
+    const deps = { clock: { now: () => Date.now() }, newId: () => "id-1" };
+    try {
+      const ok = await runPipeline(checkRequest({ path: "/api/orders", headers: { "x-api-key": GLOBEX_KEY } }), runtime, deps);
+      assert.equal(ok.decision.allowed, true, ok.decision.reason);
+      assert.equal(ok.decision.identity.user?.subject, "globex");
+      assert.deepEqual(ok.decision.identity.user?.roles, ["partner"]);
+      const wrong = await runPipeline(checkRequest({ path: "/api/orders", headers: { "x-api-key": ACME_KEY } }), runtime, deps);
+      assert.equal(wrong.decision.allowed, false);
+      assert.equal(wrong.decision.reason, "invalid_api_key");
+      assert.equal(wrong.decision.httpStatus, 401);
+    } finally {
+      runtime.credentials.close();
+    }
   });
 
   it("names the file, the path and the problem for a bad entry", () => {
