@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { createIdGenerator, type Clock } from "./clock.js";
 import { DependencyUnavailable } from "./errors.js";
+import { decodeCheckRequest } from "./grpc/decode-check-request.js";
 import { encodeCheckResponse } from "./grpc/encode-check-response.js";
 import { authorizationService, healthService, rateLimitService } from "./grpc/protos.js";
 import type { CheckRequestObject } from "./attributes/from-check-request.js";
@@ -65,25 +66,26 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     }
     inflight++;
     const started = process.hrtime.bigint();
-    runPipeline(call.request, runtime, pipelineDeps)
-      .then(
-        ({ attrs, decision, response }) => {
-          const us = Number(process.hrtime.bigint() - started) / 1000;
-          const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
-          counted(result, decision.reason).inc();
-          timed(result).observe(us / 1e6);
-          for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
-          logDecision(logger, decision, attrs, us, runtime.policy.version);
-          callback(null, response);
-        },
-        (err: unknown) => {
-          logger.error({ err: String(err) }, "pipeline failed");
-          const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
-          metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
-          callback(null, renderCheckResponse(decision, runtime.policy));
-        },
-      )
-      .finally(() => inflight--);
+    runPipeline(call.request, runtime, pipelineDeps).then(
+      ({ attrs, decision, response }) => {
+        inflight--;
+        const us = Number(process.hrtime.bigint() - started) / 1000;
+        // Answer first: metrics and the decision log are not on the caller's critical path.
+        callback(null, response);
+        const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
+        counted(result, decision.reason).inc();
+        timed(result).observe(us / 1e6);
+        for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
+        logDecision(logger, decision, attrs, us, runtime.policy.version);
+      },
+      (err: unknown) => {
+        inflight--;
+        logger.error({ err: String(err) }, "pipeline failed");
+        const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
+        metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
+        callback(null, renderCheckResponse(decision, runtime.policy));
+      },
+    );
   };
 
   const watchers = new Set<grpc.ServerWritableStream<object, object>>();
@@ -150,8 +152,9 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     async start() {
       const server = new grpc.Server();
       const authz = authorizationService();
-      // Our own CheckResponse encoder: see grpc/encode-check-response.ts for why.
-      server.addService({ ...authz, Check: { ...authz.Check!, responseSerialize: encodeCheckResponse as (v: unknown) => Buffer } }, { Check: check });
+      // Our own CheckRequest decoder and CheckResponse encoder: see grpc/decode-check-request.ts and grpc/encode-check-response.ts for why.
+      const checkMethod = { ...authz.Check!, requestDeserialize: decodeCheckRequest, responseSerialize: encodeCheckResponse as (v: unknown) => Buffer };
+      server.addService({ ...authz, Check: checkMethod }, { Check: check });
       server.addService(healthService(), health);
       if (quota) server.addService(rateLimitService(), quota.rateLimitService);
       const grpcPort = await new Promise<number>((resolve, reject) =>

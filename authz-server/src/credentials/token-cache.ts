@@ -1,10 +1,12 @@
-// A bounded LRU of verified credentials keyed by the SHA-256 of the credential (the token itself is
+// A bounded (approximate) LRU of verified credentials keyed by the SHA-256 of the credential (the token itself is
 // never kept), each entry expiring at the credential's own expiry at the latest.
 import { hash } from "node:crypto";
 import type { UserIdentity } from "../model.js";
 
 export class TokenCache {
-  private readonly entries = new Map<string, { readonly identity: UserIdentity; readonly expiresAtMs: number }>();
+  private readonly entries = new Map<string, { readonly identity: UserIdentity; readonly expiresAtMs: number; seq: number }>();
+  /** Bumped on every insertion or recency refresh; an entry's `seq` says how recently it moved. */
+  private seq = 0;
   constructor(private readonly maxEntries: number) {}
 
   static keyOf(credential: string): string {
@@ -19,16 +21,20 @@ export class TokenCache {
       this.entries.delete(key);
       return undefined;
     }
-    // refresh recency
-    this.entries.delete(key);
-    this.entries.set(key, e);
+    // Refresh recency only once the entry has drifted out of the most recent half: a hot token then
+    // costs a lookup, not a Map delete + insert per request, and eviction still takes a cold one.
+    if (this.seq - e.seq > this.maxEntries / 2) {
+      this.entries.delete(key);
+      e.seq = ++this.seq;
+      this.entries.set(key, e);
+    }
     return e.identity;
   }
 
   set(key: string, identity: UserIdentity, expiresAtMs: number): void {
     if (this.maxEntries <= 0) return;
     this.entries.delete(key);
-    this.entries.set(key, { identity, expiresAtMs });
+    this.entries.set(key, { identity, expiresAtMs, seq: ++this.seq });
     if (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);

@@ -14,9 +14,19 @@ const APPEND_ACTIONS: Record<string, number> = {
   OVERWRITE_IF_EXISTS: 3,
 };
 
+/**
+ * Writes into one reused scratch buffer (copied out by finish()). Sub-messages are opened with
+ * begin() and closed with end(), which patches in the length: no closure per message.
+ */
 class Writer {
-  private buf = Buffer.allocUnsafe(1024);
+  private buf = Buffer.allocUnsafe(4096);
   private pos = 0;
+  private readonly open: number[] = [];
+
+  reset(): void {
+    this.pos = 0;
+    this.open.length = 0;
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -70,12 +80,15 @@ class Writer {
     this.varint(v);
   }
 
-  /** Writes a length-delimited sub-message produced by `body` in place (one buffer; the length is patched in after). */
-  message(field: number, body: (w: Writer) => void): void {
+  /** Opens a length-delimited sub-message; end() closes the innermost one. */
+  begin(field: number): void {
     this.tag(field, 2);
     this.ensure(1);
-    const lenPos = this.pos++;
-    body(this);
+    this.open.push(this.pos++);
+  }
+
+  end(): void {
+    const lenPos = this.open.pop()!;
     const len = this.pos - lenPos - 1;
     if (len < 0x80) {
       this.buf[lenPos] = len;
@@ -92,60 +105,70 @@ class Writer {
   }
 
   finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
+    const out = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
+    return out;
   }
 }
 
 function headerOption(w: Writer, field: number, h: HeaderOption): void {
-  w.message(field, (o) => {
-    o.message(1, (hv) => {
-      hv.string(1, h.header.key);
-      hv.string(2, h.header.value);
-    });
-    o.uint(3, APPEND_ACTIONS[h.appendAction] ?? 0);
-  });
+  w.begin(field);
+  w.begin(1);
+  w.string(1, h.header.key);
+  w.string(2, h.header.value);
+  w.end();
+  w.uint(3, APPEND_ACTIONS[h.appendAction] ?? 0);
+  w.end();
 }
 
 type StructValue = { stringValue: string } | { listValue: { values: { stringValue: string }[] } };
 
 function value(w: Writer, field: number, v: StructValue): void {
-  w.message(field, (vw) => {
-    if ("stringValue" in v) vw.string(3, v.stringValue);
-    else vw.message(6, (lw) => {
-      for (const item of v.listValue.values) value(lw, 1, item);
-    });
-  });
+  w.begin(field);
+  if ("stringValue" in v) w.string(3, v.stringValue);
+  else {
+    w.begin(6);
+    for (const item of v.listValue.values) value(w, 1, item);
+    w.end();
+  }
+  w.end();
 }
 
+const writer = new Writer();
+
 export function encodeCheckResponse(res: CheckResponseObject): Buffer {
-  const w = new Writer();
-  w.message(1, (s) => {
-    s.uint(1, res.status.code);
-    if (res.status.message) s.string(2, res.status.message);
-  });
+  const w = writer;
+  w.reset();
+  w.begin(1);
+  w.uint(1, res.status.code);
+  if (res.status.message) w.string(2, res.status.message);
+  w.end();
   if (res.deniedResponse) {
     const d = res.deniedResponse;
-    w.message(2, (dw) => {
-      dw.message(1, (st) => st.uint(1, d.status.code));
-      for (const h of d.headers) headerOption(dw, 2, h);
-      if (d.body) dw.string(3, d.body);
-    });
+    w.begin(2);
+    w.begin(1);
+    w.uint(1, d.status.code);
+    w.end();
+    for (const h of d.headers) headerOption(w, 2, h);
+    if (d.body) w.string(3, d.body);
+    w.end();
   }
   if (res.okResponse) {
     const ok = res.okResponse;
-    w.message(3, (ow) => {
-      for (const h of ok.headers) headerOption(ow, 2, h);
-      for (const name of ok.headersToRemove) ow.string(5, name);
-      for (const h of ok.responseHeadersToAdd) headerOption(ow, 6, h);
-    });
+    w.begin(3);
+    for (const h of ok.headers) headerOption(w, 2, h);
+    for (const name of ok.headersToRemove) w.string(5, name);
+    for (const h of ok.responseHeadersToAdd) headerOption(w, 6, h);
+    w.end();
   }
-  w.message(4, (sw) => {
-    for (const [key, v] of Object.entries(res.dynamicMetadata.fields)) {
-      sw.message(1, (entry) => {
-        entry.string(1, key);
-        value(entry, 2, v);
-      });
-    }
-  });
+  w.begin(4);
+  const fields = res.dynamicMetadata.fields;
+  for (const key in fields) {
+    w.begin(1);
+    w.string(1, key);
+    value(w, 2, fields[key]!);
+    w.end();
+  }
+  w.end();
   return w.finish();
 }

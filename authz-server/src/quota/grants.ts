@@ -10,25 +10,59 @@ import type { TakeMode } from "./token-bucket.js";
 
 const ERROR_LOG_INTERVAL_MS = 1000;
 
+type CounterChild = ReturnType<QuotaMetrics["leases"]["labels"]>;
+type HistogramChild = ReturnType<QuotaMetrics["storeSeconds"]["labels"]>;
+
+/** Pre-bound metric children of one (api, domain, limit): prom-client hashes a label object on every call otherwise. */
+interface Bound {
+  readonly granted: CounterChild;
+  readonly denied: CounterChild;
+  readonly error: CounterChild;
+  readonly tokens: CounterChild;
+}
+
 export class Grants {
   private lastErrorLog = -Infinity;
+  /** Keyed by configured limits only (unknown ones are refused before a take), so bounded. */
+  private readonly bound = new Map<string, Bound>();
+  private readonly storeOk: HistogramChild;
+  private readonly storeError: HistogramChild;
 
   constructor(
     private readonly store: BucketStore,
     private readonly metrics: QuotaMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.storeOk = metrics.storeSeconds.labels(store.kind, "ok");
+    this.storeError = metrics.storeSeconds.labels(store.kind, "error");
+  }
+
+  private children(api: QuotaApi, spec: RateLimitSpec): Bound {
+    const k = `${api}\u0000${spec.domain}\u0000${spec.name}`;
+    let b = this.bound.get(k);
+    if (!b) {
+      const { leases, tokensGranted } = this.metrics;
+      b = {
+        granted: leases.labels({ api, domain: spec.domain, limit: spec.name, outcome: "granted" }),
+        denied: leases.labels({ api, domain: spec.domain, limit: spec.name, outcome: "denied" }),
+        error: leases.labels({ api, domain: spec.domain, limit: spec.name, outcome: "error" }),
+        tokens: tokensGranted.labels({ domain: spec.domain, limit: spec.name }),
+      };
+      this.bound.set(k, b);
+    }
+    return b;
+  }
 
   /** Rejects only with QuotaStoreUnavailable. */
   async take(api: QuotaApi, spec: RateLimitSpec, key: string, want: number, mode: TakeMode): Promise<TakeResult> {
-    const labels = { api, domain: spec.domain, limit: spec.name };
-    const end = this.metrics.storeSeconds.startTimer({ store: this.store.kind });
+    const m = this.children(api, spec);
+    const started = process.hrtime.bigint();
     let out: TakeResult;
     try {
       out = await this.store.take({ key: bucketKey(spec.domain, spec.name, key), capacity: spec.capacity, refillPerSecond: spec.refillPerSecond, want, mode });
     } catch (err) {
-      end({ outcome: "error" });
-      this.metrics.leases.inc({ ...labels, outcome: "error" });
+      this.storeError.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      m.error.inc();
       const unavailable = err instanceof QuotaStoreUnavailable ? err : new QuotaStoreUnavailable(`${this.store.kind}: ${String(err)}`, { cause: err });
       const now = Date.now();
       if (now - this.lastErrorLog >= ERROR_LOG_INTERVAL_MS) {
@@ -37,9 +71,13 @@ export class Grants {
       }
       throw unavailable;
     }
-    end({ outcome: "ok" });
-    this.metrics.leases.inc({ ...labels, outcome: out.granted > 0 ? "granted" : "denied" });
-    if (out.granted > 0) this.metrics.tokensGranted.inc({ domain: spec.domain, limit: spec.name }, out.granted);
+    this.storeOk.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (out.granted > 0) {
+      m.granted.inc();
+      m.tokens.inc(out.granted);
+    } else {
+      m.denied.inc();
+    }
     return out;
   }
 }

@@ -33,7 +33,7 @@ export function renderCheckResponse(decision: Decision, policy: CompiledPolicy):
     const { set, remove } = identityHeaders(decision, policy);
     return {
       status: { code: GRPC_OK },
-      okResponse: { headers: [...set, ...decisionHeaders], headersToRemove: remove, responseHeadersToAdd: decisionHeaders },
+      okResponse: { headers: [...set, ...decisionHeaders], headersToRemove: [...remove], responseHeadersToAdd: decisionHeaders },
       dynamicMetadata,
     };
   }
@@ -56,7 +56,28 @@ function challenge(realm: string, d: Decision): string {
   return `Bearer realm="${realm}", error="${d.bearerError}", error_description="${d.reason}"`;
 }
 
-function identityHeaders(decision: Decision, policy: CompiledPolicy): { set: HeaderOption[]; remove: string[] } {
+type IdentityHeaders = { readonly set: readonly HeaderOption[]; readonly remove: readonly string[] };
+
+/**
+ * Identity headers of a user without a mesh peer, per policy: the verified-token cache hands back the
+ * same frozen UserIdentity for every request with that token, so this is computed once per token.
+ */
+const userHeaders = new WeakMap<CompiledPolicy, WeakMap<object, IdentityHeaders>>();
+
+function identityHeaders(decision: Decision, policy: CompiledPolicy): IdentityHeaders {
+  const { user, peer } = decision.identity;
+  if (!user || peer || !Object.isFrozen(user)) return computeIdentityHeaders(decision, policy);
+  let byUser = userHeaders.get(policy);
+  if (!byUser) userHeaders.set(policy, (byUser = new WeakMap()));
+  let h = byUser.get(user);
+  if (!h) {
+    const c = computeIdentityHeaders(decision, policy);
+    byUser.set(user, (h = Object.freeze({ set: Object.freeze(c.set), remove: Object.freeze(c.remove) })));
+  }
+  return h;
+}
+
+function computeIdentityHeaders(decision: Decision, policy: CompiledPolicy): { set: HeaderOption[]; remove: string[] } {
   const { user, peer } = decision.identity;
   const set: HeaderOption[] = [];
   const { subjectHeader, rolesHeader } = policy.response;
