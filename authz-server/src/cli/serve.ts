@@ -24,7 +24,7 @@ export function fail(message: string, code: number): never {
 export async function runWorker(args: ServerArgs): Promise<void> {
   const logger = createLogger(args.logLevel);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "meshward_authz_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "meshward_authz_" });
   const metrics = authzMetrics(registry);
   const services = await startCredentialServices({ logger, workers: args.workers, ...(args.redis ? { redisUrl: args.redis } : {}), ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}), ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}) }).catch((err: unknown) => {
     if (err instanceof AdminConfigInvalid) fail(err.message, 2);
