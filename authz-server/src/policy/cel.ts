@@ -6,6 +6,7 @@
 //   @bufbuild/cel 0.6.1:        compile 36–158 µs,  eval 2.1–7.4 µs; rejects a JS Date for `now`
 //                               (needs a protobuf Timestamp message) and needs Map for headers.
 // Both gave the same results on the remaining expressions; cel-js is 3–8× faster to evaluate.
+import { setFlagsFromString } from "node:v8";
 import { Environment } from "@marcbachmann/cel-js";
 
 /** Variables every condition sees; built lazily once per request by policy/evaluate.ts. */
@@ -32,6 +33,11 @@ export interface CelVariables {
 
 /** A compiled condition: returns a boolean or throws (missing key, type error, non-boolean result). */
 export type Condition = (vars: CelVariables) => boolean;
+
+// CEL matches() runs JavaScript regexes against attacker-controlled headers: let V8 switch to its
+// linear-time engine when a match backtracks excessively, instead of stalling the event loop. Set
+// here, where conditions are compiled, so embedders of createAuthzServer are protected too.
+setFlagsFromString("--enable-experimental-regexp-engine-on-excessive-backtracks");
 
 const environment = new Environment({ unlistedVariablesAreDyn: false })
   .registerVariable("request", "map")
