@@ -3,10 +3,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { CHECK_PATH, checkResponseCode } from "./check-status.js";
 import type { RunningServer } from "./trivial-authz.js";
+import { freePort } from "../../test/helpers/ports.js";
 
 export const AUTHZ_MAIN = fileURLToPath(new URL("../../authz-server/dist/main.js", import.meta.url));
 
@@ -14,17 +14,7 @@ export function authzBuilt(): boolean {
   return existsSync(AUTHZ_MAIN);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface AuthzProcess extends RunningServer {
   readonly httpPort: number;

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { childPath, type Problem } from "./problem.js";
+import { ajvErrorPath, type Problem } from "./problem.js";
 
 // ajv-formats is CommonJS with a default export; under NodeNext the namespace object wraps it.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -142,7 +142,7 @@ export class ManifestValidator {
       return [{ file, path: base, code: "ERR_MANIFEST_NO_SCHEMA", severity: "warning", message: `no schema for ${k.apiVersion} ${k.kind}; not validated` }];
     }
     if (validate(doc)) return [];
-    return dedupe(validate.errors ?? []).map((e) => ({ file, path: errorPath(base, e), code: "ERR_MANIFEST_INVALID", message: describe(e) }));
+    return dedupe(validate.errors ?? []).map((e) => ({ file, path: ajvErrorPath(base, e), code: "ERR_MANIFEST_INVALID", message: describe(e) }));
   }
 
   private compile(k: ManifestKind, key: string): ValidateFunction | null {
@@ -199,22 +199,11 @@ function dedupe(errors: readonly ErrorObject[]): ErrorObject[] {
   const kept = precise.length > 0 ? precise : errors;
   const seen = new Set<string>();
   return kept.filter((e) => {
-    const k = `${errorPath("", e)}|${describe(e)}`;
+    const k = `${ajvErrorPath("", e)}|${describe(e)}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
   });
-}
-
-function errorPath(base: string, e: ErrorObject): string {
-  let p = base;
-  for (const seg of e.instancePath.split("/").slice(1)) {
-    const s = seg.replace(/~1/g, "/").replace(/~0/g, "~");
-    p = /^\d+$/.test(s) ? childPath(p, Number(s)) : childPath(p, s);
-  }
-  if (e.keyword === "additionalProperties") p = childPath(p, String(e.params["additionalProperty"]));
-  if (e.keyword === "required") p = childPath(p, String(e.params["missingProperty"]));
-  return p;
 }
 
 function describe(e: ErrorObject): string {

@@ -1,7 +1,7 @@
 // Offline shape checks of the header-router and rate-limit plugin configurations (JSON), mirroring
 // the filters' own onConfigure validation so check-config needs no wasm runtime.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { childPath, type Problem } from "./problem.js";
+import { ajvErrorPath, childPath, type Problem } from "./problem.js";
 
 export type PluginName = "header-router" | "rate-limit";
 
@@ -202,7 +202,7 @@ export function checkPluginConfig(plugin: PluginName, config: unknown, file: str
   const problems: Problem[] = [];
   if (!validate(value)) {
     for (const e of simplify(validate.errors ?? [])) {
-      problems.push({ file, path: joinPointer(path, e), code: "ERR_PLUGIN_CONFIG_INVALID", message: `${plugin}: ${describe(e)}` });
+      problems.push({ file, path: ajvErrorPath(path, e), code: "ERR_PLUGIN_CONFIG_INVALID", message: `${plugin}: ${describe(e)}` });
     }
     return { problems };
   }
@@ -271,17 +271,6 @@ function simplify(errors: readonly ErrorObject[]): ErrorObject[] {
     seen.add(k);
     return true;
   });
-}
-
-function joinPointer(base: string, e: ErrorObject): string {
-  let p = base;
-  for (const seg of e.instancePath.split("/").slice(1)) {
-    const s = seg.replace(/~1/g, "/").replace(/~0/g, "~");
-    p = /^\d+$/.test(s) ? childPath(p, Number(s)) : childPath(p, s);
-  }
-  if (e.keyword === "additionalProperties") p = childPath(p, String(e.params["additionalProperty"]));
-  if (e.keyword === "required") p = childPath(p, String(e.params["missingProperty"]));
-  return p;
 }
 
 function describe(e: ErrorObject): string {
