@@ -154,6 +154,7 @@ describe("authz-server flags", () => {
       logLevel: "info",
       redis: "redis://r:6379",
     });
+    assert.equal(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_REDIS: "" }).redis, undefined, "an empty MESHWARD_REDIS means the in-memory store");
     const a = parseArgs(["--policy=x.yaml", "--grpc-addr", "[::1]:9000", "--workers", "4", "--log-level", "warn"], { MESHWARD_POLICY: "ignored.yaml" });
     assert.equal(a.policy, "x.yaml");
     assert.equal(a.grpcAddr, "[::1]:9000");
@@ -170,6 +171,7 @@ describe("authz-server flags", () => {
     [["--policy", "p", "--http-addr", "h:70000"], "flag '--http-addr': invalid address 'h:70000' (expected HOST:PORT)"],
     [["--policy", "p", "--log-level", "loud"], "flag '--log-level': unknown level 'loud'"],
     [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis:// or rediss:// URL"],
+    [["--policy", "p", "--redis", "http://user:s3cret@r:6379"], "flag '--redis': 'http://***@r:6379' is not a redis:// or rediss:// URL"],
     [["policy.yaml"], "unknown flag 'policy.yaml'"],
   ];
   for (const [argv, message] of bad) {

@@ -41,6 +41,23 @@ describe("policy files: one invalid fixture per mistake", () => {
     assert.throws(() => loadPolicyFile("/nonexistent/policy.yaml"), { message: "/nonexistent/policy.yaml: cannot read: ENOENT" });
   });
 
+  it("keeps the YAML parser's own warnings off stderr (the server logs JSON only)", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w.message); };
+    const originalWarn = console.warn;
+    process.on("warning", onWarning);
+    console.warn = (...args: unknown[]) => { warnings.push(args.join(" ")); };
+    try {
+      const p = compilePolicyText("apiVersion: meshward.io/v1\nkind: !odd AuthzPolicy\nspec:\n  rules: [{ name: a, allow: anonymous }]\n", "p.yaml");
+      assert.equal(p.rules.length, 1);
+      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on a later tick
+    } finally {
+      console.warn = originalWarn;
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings, []);
+  });
+
   it("accepts JSON with the same schema", () => {
     const p = compilePolicyText(JSON.stringify({ apiVersion: "meshward.io/v1", kind: "AuthzPolicy", spec: { rules: [{ name: "a", allow: "anonymous" }] } }), "p.json");
     assert.equal(p.rules.length, 1);

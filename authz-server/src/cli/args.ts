@@ -62,8 +62,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Serv
   if (!/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`flag '--workers': '${workersText}' is not a whole number from 1 to 999`);
   const logLevel = values.get("--log-level") ?? "info";
   if (!LEVELS.has(logLevel)) throw new UsageError(`flag '--log-level': unknown level '${logLevel}'`);
-  const redis = values.get("--redis") ?? env.MESHWARD_REDIS;
-  if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError(`flag '--redis': '${redis}' is not a redis:// or rediss:// URL`);
+  const redis = values.get("--redis") ?? (env.MESHWARD_REDIS || undefined);
+  // The URL may carry a password: never echo its userinfo.
+  if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError(`flag '--redis': '${redis.replace(/\/\/[^/@]*@/, "//***@")}' is not a redis:// or rediss:// URL`);
   const adminAddr = values.get("--admin-addr") ?? env.MESHWARD_ADMIN_ADDR;
   const adminTokenFile = values.get("--admin-token-file");
   return { policy, grpcAddr, httpAddr, workers: Number(workersText), logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}) };

@@ -36,7 +36,7 @@ export function compilePolicyText(text: string, file: string): CompiledPolicy {
 export function parsePolicyText(text: string, file: string): PolicyDocument {
   let data: unknown;
   try {
-    data = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true });
+    data = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { uniqueKeys: true, logLevel: "error" });
   } catch (err) {
     const msg = (err as Error).message.split("\n")[0]!.replace(/ at line [0-9]+, column [0-9]+:?$/, "");
     const line = (err as { linePos?: { line: number }[] }).linePos?.[0]?.line;
