@@ -14,8 +14,20 @@ export function compilePathGlob(glob: string): PathMatcher {
   return (path) => {
     if (!path.startsWith(literalPrefix)) return false;
     if (path === "") return matchSegments(segments, []);
-    return path.startsWith("/") && matchSegments(segments, path.split("/").slice(1));
+    return path.startsWith("/") && matchSegments(segments, segmentsOf(path));
   };
+}
+
+// One request's path is tried against many globs in a row (evaluation is synchronous): split it once.
+let lastPath = "";
+let lastSegments: readonly string[] = [];
+
+function segmentsOf(path: string): readonly string[] {
+  if (path !== lastPath) {
+    lastSegments = path.split("/").slice(1);
+    lastPath = path;
+  }
+  return lastSegments;
 }
 
 function compileSegment(seg: string): SegmentMatcher {
