@@ -1,17 +1,14 @@
 // envoy/local/edge.yaml end to end in the stand-in: the real rate-limit and header-router .wasm with the
 // configuration in the YAML, ext_authz over gRPC to the real authz-server, header routes, echo upstreams.
 import { strict as assert } from "node:assert";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { loadEnvoyConfigChain, type EnvoyConfigChain } from "../standin/envoy-config-chain.js";
 import { StandIn } from "../standin/index.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./helpers/authz.js";
-import { startEcho, type EchoUpstream } from "./helpers/echo-upstream.js";
-
-const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+import type { Issuer, RunningAuthz } from "./helpers/authz.js";
+import type { EchoUpstream } from "./helpers/echo-upstream.js";
+import { startE2eWorld, type E2eWorld } from "./helpers/world.js";
 
 describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", function () {
-  let tmp: ReturnType<typeof tempDir>;
+  let world: E2eWorld;
   let issuer: Issuer;
   let authz: RunningAuthz;
   let v1: EchoUpstream;
@@ -19,27 +16,14 @@ describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", func
   let chain: EnvoyConfigChain;
 
   before(async function () {
-    const missing = ["header-router", "rate-limit"].filter((f) => !existsSync(repo(`filters/build/${f}.wasm`)));
-    if (missing.length > 0) {
-      console.log(`      (skipped: filters/build/${missing.join(", ")}.wasm not built; run npm run build:filters)`);
-      this.skip();
-    }
-    tmp = tempDir();
-    issuer = await createIssuer(tmp.dir);
-    authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
-    [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    chain = await loadEnvoyConfigChain({
-      config: "edge.yaml",
-      standIn: new StandIn({ logLevel: "warn" }),
-      workers: 2,
-      endpoints: { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address },
-    });
+    world = await startE2eWorld(this);
+    ({ issuer, authz, v1, v2 } = world);
+    chain = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), workers: 2, endpoints: world.endpoints });
   });
 
   after(async function () {
     chain?.close();
-    await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
-    tmp?.remove();
+    await world?.close();
   });
 
   const bearer = async (claims: Record<string, unknown>): Promise<Record<string, string>> => ({ authorization: `Bearer ${await issuer.sign(claims)}` });

@@ -3,47 +3,33 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { PEER_CERTIFICATE_PROPERTY, loadEnvoyConfigChain, type EnvoyConfigChain } from "../standin/envoy-config-chain.js";
 import { StandIn, type RequestSpec } from "../standin/index.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./helpers/authz.js";
-import { startEcho, type EchoUpstream } from "./helpers/echo-upstream.js";
+import type { Issuer } from "./helpers/authz.js";
+import { startE2eWorld, type E2eWorld } from "./helpers/world.js";
 
-const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const BILLING = "spiffe://cluster.local/ns/billing/sa/billing-api";
 const WEB = "spiffe://cluster.local/ns/shop/sa/web";
 
 describe("sidecar chain (envoy/local/sidecar.yaml) through the stand-in", function () {
-  let tmp: ReturnType<typeof tempDir>;
+  let world: E2eWorld;
   let issuer: Issuer;
-  let authz: RunningAuthz;
-  let v1: EchoUpstream;
-  let v2: EchoUpstream;
   let sidecar: EnvoyConfigChain;
   let edge: EnvoyConfigChain;
 
   before(async function () {
-    const missing = ["header-router", "rate-limit"].filter((f) => !existsSync(repo(`filters/build/${f}.wasm`)));
-    if (missing.length > 0) {
-      console.log(`      (skipped: filters/build/${missing.join(", ")}.wasm not built; run npm run build:filters)`);
-      this.skip();
-    }
-    tmp = tempDir();
-    issuer = await createIssuer(tmp.dir);
-    authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
-    [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    const endpoints = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    sidecar = await loadEnvoyConfigChain({ config: "sidecar.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints });
-    edge = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints });
+    world = await startE2eWorld(this);
+    issuer = world.issuer;
+    sidecar = await loadEnvoyConfigChain({ config: "sidecar.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints });
+    edge = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints });
   });
 
   after(async function () {
     sidecar?.close();
     edge?.close();
-    await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
-    tmp?.remove();
+    await world?.close();
   });
 
   const fromPeer = (principal: string, req: RequestSpec): RequestSpec => ({
@@ -90,7 +76,7 @@ describe("sidecar chain (envoy/local/sidecar.yaml) through the stand-in", functi
   });
 
   it("forwards the peer certificate (include_peer_certificate): a certificate-bound token passes only with its certificate", async function () {
-    const certs = ["a", "b"].map((n) => selfSignedCertificate(tmp.dir, n));
+    const certs = ["a", "b"].map((n) => selfSignedCertificate(world.tmp.dir, n));
     if (certs.includes(undefined)) {
       console.log("      (skipped: openssl is not installed, cannot create test certificates)");
       this.skip();
