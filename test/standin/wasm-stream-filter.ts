@@ -3,7 +3,7 @@
 import type { DataStatus, HeadersStatus, TrailersStatus } from "./abi.js";
 import type { HeaderMap } from "./header-map.js";
 import type { BodyBuffer, FilterCallbacks, HttpFilter, LocalReply, StreamInfo } from "./http-filter.js";
-import type { WasmVm } from "./wasm-vm.js";
+import type { Fn, WasmVm } from "./wasm-vm.js";
 
 function coerceHeaders(r: number): HeadersStatus {
   switch (r) {
@@ -129,88 +129,69 @@ export class WasmStreamFilter implements HttpFilter {
   }
 
   decodeHeaders(headers: HeaderMap, endStream: boolean): HeadersStatus {
-    if (this.vm.failed || !this.ensureContext()) return this.failHeaders();
-    const fn = this.vm.onRequestHeaders;
-    if (!fn) return "Continue";
-    this.reqHeaders = headers;
-    const replies = this.localReplies;
-    const r = this.vm.invoke(fn, this.ctxId, 3, headers.size, endStream ? 1 : 0);
-    if (this.vm.failed) return this.failHeaders();
-    if (this.localReplies !== replies) return "StopAllIterationAndWatermark";
-    const st = coerceHeaders(r);
-    if (st === "Continue") this.reqHeaders = null;
-    return st;
+    return this.onHeaders("reqHeaders", this.vm.onRequestHeaders, headers, endStream);
   }
 
   decodeData(data: BodyBuffer, endStream: boolean): DataStatus {
-    if (this.vm.failed || !this.ensureContext()) return this.failData();
-    const fn = this.vm.onRequestBody;
-    if (!fn) return "Continue";
-    this.reqBody = data;
-    this.bodyInCallback = 0;
-    const replies = this.localReplies;
-    const r = this.vm.invoke(fn, this.ctxId, 3, data.length, endStream ? 1 : 0);
-    this.bodyInCallback = -1;
-    if (this.vm.failed) return this.failData();
-    if (this.localReplies !== replies) return "StopIterationNoBuffer";
-    const st = coerceData(r);
-    if (st === "Continue") this.reqBody = null;
-    return st;
+    return this.onData("reqBody", 0, this.vm.onRequestBody, data, endStream);
   }
 
   decodeTrailers(trailers: HeaderMap): TrailersStatus {
-    if (this.vm.failed || !this.ensureContext()) return this.failTrailers();
-    const fn = this.vm.onRequestTrailers;
-    if (!fn) return "Continue";
-    this.reqTrailers = trailers;
-    const replies = this.localReplies;
-    const r = this.vm.invoke(fn, this.ctxId, 2, trailers.size);
-    if (this.vm.failed) return this.failTrailers();
-    if (this.localReplies !== replies || r !== 0) return "StopIteration";
-    this.reqTrailers = null;
-    return "Continue";
+    return this.onTrailers("reqTrailers", this.vm.onRequestTrailers, trailers);
   }
 
   encodeHeaders(headers: HeaderMap, endStream: boolean): HeadersStatus {
+    return this.onHeaders("respHeaders", this.vm.onResponseHeaders, headers, endStream);
+  }
+
+  encodeData(data: BodyBuffer, endStream: boolean): DataStatus {
+    return this.onData("respBody", 1, this.vm.onResponseBody, data, endStream);
+  }
+
+  encodeTrailers(trailers: HeaderMap): TrailersStatus {
+    return this.onTrailers("respTrailers", this.vm.onResponseTrailers, trailers);
+  }
+
+  // The three callback shapes, for either direction. A map or buffer is readable while its callback
+  // runs and, when the filter stops, until it continues (Envoy drops it on Continue, spec §7.2).
+
+  private onHeaders(slot: "reqHeaders" | "respHeaders", fn: Fn | undefined, headers: HeaderMap, endStream: boolean): HeadersStatus {
     if (this.vm.failed || !this.ensureContext()) return this.failHeaders();
-    const fn = this.vm.onResponseHeaders;
     if (!fn) return "Continue";
-    this.respHeaders = headers;
+    this[slot] = headers;
     const replies = this.localReplies;
     const r = this.vm.invoke(fn, this.ctxId, 3, headers.size, endStream ? 1 : 0);
     if (this.vm.failed) return this.failHeaders();
     if (this.localReplies !== replies) return "StopAllIterationAndWatermark";
     const st = coerceHeaders(r);
-    if (st === "Continue") this.respHeaders = null;
+    if (st === "Continue") this[slot] = null;
     return st;
   }
 
-  encodeData(data: BodyBuffer, endStream: boolean): DataStatus {
+  private onData(slot: "reqBody" | "respBody", bufferType: 0 | 1, fn: Fn | undefined, data: BodyBuffer, endStream: boolean): DataStatus {
     if (this.vm.failed || !this.ensureContext()) return this.failData();
-    const fn = this.vm.onResponseBody;
     if (!fn) return "Continue";
-    this.respBody = data;
-    this.bodyInCallback = 1;
+    this[slot] = data;
+    this.bodyInCallback = bufferType;
     const replies = this.localReplies;
     const r = this.vm.invoke(fn, this.ctxId, 3, data.length, endStream ? 1 : 0);
     this.bodyInCallback = -1;
     if (this.vm.failed) return this.failData();
     if (this.localReplies !== replies) return "StopIterationNoBuffer";
     const st = coerceData(r);
-    if (st === "Continue") this.respBody = null;
+    if (st === "Continue") this[slot] = null;
     return st;
   }
 
-  encodeTrailers(trailers: HeaderMap): TrailersStatus {
+  private onTrailers(slot: "reqTrailers" | "respTrailers", fn: Fn | undefined, trailers: HeaderMap): TrailersStatus {
     if (this.vm.failed || !this.ensureContext()) return this.failTrailers();
-    const fn = this.vm.onResponseTrailers;
     if (!fn) return "Continue";
-    this.respTrailers = trailers;
+    this[slot] = trailers;
     const replies = this.localReplies;
     const r = this.vm.invoke(fn, this.ctxId, 2, trailers.size);
     if (this.vm.failed) return this.failTrailers();
     if (this.localReplies !== replies || r !== 0) return "StopIteration";
-    this.respTrailers = null;
+    this[slot] = null;
     return "Continue";
   }
 

@@ -72,7 +72,7 @@ interface Ctx {
 
 interface MetricSlot { stat: Stat; type: number }
 
-type Fn = (...args: number[]) => number;
+export type Fn = (...args: number[]) => number;
 
 export class VmFailure extends Error {
   readonly code = "ERR_WASM_VM_FAILED";
