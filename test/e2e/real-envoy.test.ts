@@ -7,9 +7,9 @@ import { request } from "node:http";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { freePort } from "../helpers/ports.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./helpers/authz.js";
-import { startEcho, type EchoUpstream } from "./helpers/echo-upstream.js";
+import { freePort } from "../../tools/testing/ports.js";
+import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
