@@ -1,6 +1,7 @@
 // Which request attributes a rule can read (matchers, credential sources, CEL variable references),
 // and whether a decision reached through it may be cached. Pure; see filters/authz-cache/README.md.
-import type { CompiledPolicy } from "./compiled.js";
+import type { Attributes } from "../model.js";
+import type { CompiledPolicy, CompiledRule } from "./compiled.js";
 import type { CredentialSourceSpec, PolicyDocument, RuleSpec } from "./document.js";
 
 /**
@@ -159,32 +160,37 @@ export interface DecisionDependencies {
   readonly uncacheable?: string;
 }
 
-const byRules = new WeakMap<object, DecisionDependencies>();
 const byPolicy = new WeakMap<CompiledPolicy, Map<string, RuleDependencies>>();
 
-/**
- * The dependencies of a decision over `rules` (the enforced rules evaluated for the request's host):
- * the union of every rule's attributes — a rule that did not match read its attributes too.
- */
-export function decisionDependencies(policy: CompiledPolicy, rules: readonly { readonly name: string }[]): DecisionDependencies {
-  const memo = byRules.get(rules);
-  if (memo) return memo;
+function dependenciesOf(policy: CompiledPolicy): Map<string, RuleDependencies> {
   let deps = byPolicy.get(policy);
   if (!deps) byPolicy.set(policy, (deps = new Map(ruleDependencies(policy.document).map((d) => [d.rule, d]))));
-  const attrs = new Set<KeyAttribute>();
-  let result: DecisionDependencies | undefined;
-  if (!policy.document.spec.cache?.enabled) result = { uncacheable: "spec.cache.enabled is not true" };
+  return deps;
+}
+
+/**
+ * The dependencies of one decision: for every enforced rule evaluated for the request's host, a rule
+ * whose matcher (host, path, method, source CIDRs) matched contributes everything it can read (its
+ * credential sources and CEL references, or its reason not to be cached); a rule whose matcher did
+ * not match read only the matcher's attributes — method, host and path, always keyed, and the source
+ * address when it has CIDRs. Exact, not just safe: a sibling rule that did not match still counts.
+ */
+export function decisionDependencies(policy: CompiledPolicy, rules: readonly CompiledRule[], attrs: Attributes): DecisionDependencies {
+  if (!policy.document.spec.cache?.enabled) return { uncacheable: "spec.cache.enabled is not true" };
+  const deps = dependenciesOf(policy);
+  const shape = new Set<KeyAttribute>();
   for (const r of rules) {
-    if (result) break;
     const d = deps.get(r.name);
-    if (!d) result = { uncacheable: `rule ${r.name} has no dependency record` };
-    else if (d.uncacheable) result = { uncacheable: `rule ${r.name}: ${d.uncacheable}` };
-    else for (const a of d.attributes) attrs.add(a);
+    if (!d) return { uncacheable: `rule ${r.name} has no dependency record` };
+    const spec = policy.document.spec.rules.find((x) => x.name === r.name);
+    if (spec?.match?.sourceCidrs || spec?.match?.notSourceCidrs) shape.add("a");
+    if (!r.matches(attrs)) continue;
+    if (d.uncacheable) return { uncacheable: `rule ${r.name}: ${d.uncacheable}` };
+    for (const a of d.attributes) shape.add(a);
   }
-  if (!result && rules.length === 0) for (const a of credentialAttributes(policy.document)) attrs.add(a);
-  result ??= { shape: [...attrs].sort() };
-  byRules.set(rules, result);
-  return result;
+  // The credential is always keyed: identity headers and denials of missing credentials depend on it.
+  for (const a of credentialAttributes(policy.document)) shape.add(a);
+  return { shape: [...shape].sort() };
 }
 
 /** One line per rule for check-config: its key attributes and whether/why it is not cacheable. */

@@ -64,7 +64,7 @@ export function cacheDirective(input: DirectiveInput): string | undefined {
   if (!settings.secret) return undefined;
   if (uncacheableDecision(decision)) return undefined;
   if (!decision.allowed && !settings.cacheDenials) return undefined;
-  const deps = decisionDependencies(policy, policy.rulesForHost(attrs.host));
+  const deps = decisionDependencies(policy, policy.rulesForHost(attrs.host), attrs);
   if (!deps.shape) return undefined;
 
   let expiresAt = nowMs + settings.maxTtlMs;
