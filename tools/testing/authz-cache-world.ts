@@ -44,6 +44,7 @@ spec:
         audiences: [${AUDIENCE}]
         jwks: { file: ${jwksFile} }
         algorithms: [ES256]
+        clockSkew: 1s
         roles: { claim: roles }
         claimsToHeaders:
           - { claim: sub, header: x-user-id }
@@ -139,8 +140,8 @@ function listener(name: string, filters: Record<string, unknown>[]): Record<stri
           stat_prefix: name,
           route_config: {
             name: `${name}-routes`,
-            // The hit marker never reaches an upstream.
-            request_headers_to_remove: [SKIP_HEADER],
+            // The hit marker and the filter's nonce never reach an upstream.
+            request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"],
             virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app", timeout: "5s" } }] }],
           },
           http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
