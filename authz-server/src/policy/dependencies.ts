@@ -59,7 +59,7 @@ export function celDependencies(expression: string): { attributes: Set<KeyAttrib
             attributes.add(`h:${b.text.toLowerCase()}`);
             break;
           }
-          if (a?.text === "." && b?.kind === "ident") {
+          if (a?.text === "." && b?.kind === "ident" && c?.text !== "(") {
             attributes.add(`h:${b.text.toLowerCase()}`);
             break;
           }
