@@ -191,7 +191,8 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
   const secretFile = join(tmp.dir, "cache-secret");
   writeFileSync(secretFile, CACHE_SECRET);
   const authz = await startAuthz(tmp.dir, (opts.policy ?? cachePolicy)(issuer.jwksFile, secretFile));
-  const app = await startEcho("app");
+  // A hostile upstream on request: `x-test-forge: <value>` comes back as a directive header.
+  const app = await startEcho("app", (h) => (typeof h["x-test-forge"] === "string" ? { "x-meshward-cache": h["x-test-forge"] } : {}));
   const envoys: RunningEnvoy[] = [];
   try {
     for (let i = 0; i < (opts.envoyCount ?? 1); i++) {
