@@ -164,10 +164,24 @@ function cluster(name: string, address: string, http2: boolean): Record<string, 
   };
 }
 
-export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}): Record<string, unknown> {
+const noopFilter = {
+  name: "meshward.noop",
+  typed_config: {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+    // With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
+    config: { name: "noop", root_id: "noop", vm_config: { vm_id: "meshward-noop", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "filters/build/noop.wasm" } } }, configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" } },
+  },
+};
+
+/**
+ * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
+ * wasm filter only) for benchmarks.
+ */
+export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false): Record<string, unknown> {
+  const extra = baselines ? [listener("none", []), listener("noop", [noopFilter])] : [];
   return {
     static_resources: {
-      listeners: [listener("cached", [wasmFilter("authz-http", filterOverrides), skippableExtAuthz()]), listener("plain", [extAuthz()])],
+      listeners: [listener("cached", [wasmFilter("authz-http", filterOverrides), skippableExtAuthz()]), listener("plain", [extAuthz()]), ...extra],
       clusters: [cluster("authz", authz.grpcAddress, true), cluster("authz-http", authz.httpAddress, false), cluster("app", app.address, false)],
     },
   };
@@ -185,7 +199,7 @@ export interface CacheWorld {
 }
 
 /** Starts issuer, authz-server (with `policy(jwks, secretFile)`), echo upstream and `envoyCount` Envoys. */
-export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown> } = {}): Promise<CacheWorld> {
+export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean } = {}): Promise<CacheWorld> {
   const tmp = tempDir();
   const issuer = await createIssuer(tmp.dir);
   const secretFile = join(tmp.dir, "cache-secret");
@@ -196,7 +210,7 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
   const envoys: RunningEnvoy[] = [];
   try {
     for (let i = 0; i < (opts.envoyCount ?? 1); i++) {
-      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter), concurrency: opts.concurrency ?? 2 }));
+      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines), concurrency: opts.concurrency ?? 2 }));
     }
   } catch (err) {
     for (const e of envoys) await e.stop();
