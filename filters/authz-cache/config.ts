@@ -6,6 +6,8 @@ export class CacheConfig {
   secret: ArrayBuffer = new ArrayBuffer(0);
   skipToken: string = "";
   skipHeader: string = "x-meshward-authz-skip";
+  skipHeaderBytes: ArrayBuffer = new ArrayBuffer(0);
+  skipTokenBytes: ArrayBuffer = new ArrayBuffer(0);
   epochCluster: string = "";
   epochAuthority: string = "authz";
   epochPath: string = "/cache/epoch";
@@ -54,6 +56,8 @@ export class ConfigParser {
       this.error = r.error;
       return null;
     }
+    c.skipHeaderBytes = String.UTF8.encode(c.skipHeader);
+    c.skipTokenBytes = String.UTF8.encode(c.skipToken);
     return c;
   }
 }

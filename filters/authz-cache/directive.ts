@@ -19,6 +19,24 @@ export class Directive {
   responseNames: string[] = [];
   responseValues: string[] = [];
   body: string = "";
+  // UTF-8 forms for the hit path, filled once by encode().
+  removeBytes: ArrayBuffer[] = [];
+  headerNameBytes: ArrayBuffer[] = [];
+  headerValueBytes: ArrayBuffer[] = [];
+  responseNameBytes: ArrayBuffer[] = [];
+  responseValueBytes: ArrayBuffer[] = [];
+
+  encode(): void {
+    for (let i = 0; i < this.remove.length; i++) this.removeBytes.push(String.UTF8.encode(this.remove[i]));
+    for (let i = 0; i < this.headerNames.length; i++) {
+      this.headerNameBytes.push(String.UTF8.encode(this.headerNames[i]));
+      this.headerValueBytes.push(String.UTF8.encode(this.headerValues[i]));
+    }
+    for (let i = 0; i < this.responseNames.length; i++) {
+      this.responseNameBytes.push(String.UTF8.encode(this.responseNames[i]));
+      this.responseValueBytes.push(String.UTF8.encode(this.responseValues[i]));
+    }
+  }
 }
 
 /** Why the last verify/parse failed (for the log; never contains the directive). */

@@ -78,6 +78,13 @@ class ShapesView {
   shapes: Shape[] = [];
 }
 
+/** A parsed entry, reused while its slot keeps the same CAS (skips the JSON parse on a hit). */
+class ParsedEntry {
+  constructor(public cas: u32, public directive: Directive) {}
+}
+const parsedBySlot = new Map<u32, ParsedEntry>();
+const MAX_PARSED = 1024;
+
 const epochView = new EpochView();
 const shapesView = new ShapesView();
 
@@ -133,8 +140,11 @@ function nowMs(): i64 {
   return <i64>nowNanos() / NS_PER_MS;
 }
 
-function slotKey(key: ArrayBuffer, slots: u32): ArrayBuffer {
-  const slot = <u32>(load<u64>(changetype<usize>(key)) % <u64>slots);
+function slotOf(key: ArrayBuffer, slots: u32): u32 {
+  return <u32>(load<u64>(changetype<usize>(key)) % <u64>slots);
+}
+
+function slotKey(slot: u32): ArrayBuffer {
   return String.UTF8.encode(SLOT_PREFIX + slot.toString());
 }
 
@@ -266,7 +276,7 @@ class AuthzCacheStream extends Context {
     const pairs = requestHeaderPairs();
     view.reset(pairs);
     // Nothing the client sends can mark a hit or carry a nonce.
-    const skipName = String.UTF8.encode(config.skipHeader);
+    const skipName = config.skipHeaderBytes;
     if (view.find(skipName)) removeRequestHeader(skipName);
     if (view.find(NONCE)) removeRequestHeader(NONCE);
 
@@ -298,14 +308,24 @@ class AuthzCacheStream extends Context {
         ipRead = true;
       }
       const key = cacheKey(epoch, shape, view, ip);
-      if (getSharedData(slotKey(key, config.slots), shared) != HostStatus.Ok) continue;
+      const slot = slotOf(key, config.slots);
+      if (getSharedData(slotKey(slot), shared) != HostStatus.Ok) continue;
       const v = shared.value;
       if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
       const p = changetype<usize>(v);
       if (memory.compare(p, changetype<usize>(key), 32) != 0) continue;
       if (<i64>load<f64>(p + 32) <= now) continue;
+      if (parsedBySlot.has(slot)) {
+        const cached = parsedBySlot.get(slot);
+        if (cached.cas == shared.cas) return cached.directive;
+      }
       const d = parseDirective(String.UTF8.decodeUnsafe(p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES)));
-      if (d !== null) return d;
+      if (d !== null) {
+        d.encode();
+        if (parsedBySlot.size >= MAX_PARSED) parsedBySlot.clear();
+        parsedBySlot.set(slot, new ParsedEntry(shared.cas, d));
+        return d;
+      }
     }
     return null;
   }
@@ -319,11 +339,9 @@ class AuthzCacheStream extends Context {
     }
     this.state = State.HitAllow;
     this.hit = d;
-    for (let i = 0; i < d.remove.length; i++) removeRequestHeader(String.UTF8.encode(d.remove[i]));
-    for (let i = 0; i < d.headerNames.length; i++) {
-      replaceRequestHeader(String.UTF8.encode(d.headerNames[i]), String.UTF8.encode(d.headerValues[i]));
-    }
-    replaceRequestHeader(skipName, String.UTF8.encode(config.skipToken));
+    for (let i = 0; i < d.removeBytes.length; i++) removeRequestHeader(d.removeBytes[i]);
+    for (let i = 0; i < d.headerNameBytes.length; i++) replaceRequestHeader(d.headerNameBytes[i], d.headerValueBytes[i]);
+    replaceRequestHeader(skipName, config.skipTokenBytes);
     return FilterHeadersStatusValues.Continue;
   }
 
@@ -335,9 +353,7 @@ class AuthzCacheStream extends Context {
     if (value !== null) removeResponseHeader(DIRECTIVE);
     if (this.state == State.HitAllow) {
       const d = changetype<Directive>(this.hit);
-      for (let i = 0; i < d.responseNames.length; i++) {
-        addResponseHeader(String.UTF8.encode(d.responseNames[i]), String.UTF8.encode(d.responseValues[i]));
-      }
+      for (let i = 0; i < d.responseNameBytes.length; i++) addResponseHeader(d.responseNameBytes[i], d.responseValueBytes[i]);
     } else if (this.state == State.Miss && value !== null) {
       this.learn(config, value);
     }
@@ -381,7 +397,7 @@ class AuthzCacheStream extends Context {
     store<f64>(p + 32, expires);
     memory.copy(p + ENTRY_HEADER_BYTES, changetype<usize>(jsonBytes), jsonBytes.byteLength);
     addShape(d.epoch, shape.text);
-    const slot = slotKey(key, config.slots);
+    const slot = slotKey(slotOf(key, config.slots));
     if (getSharedData(slot, shared) == HostStatus.Ok) {
       const old = shared.value;
       if (old.byteLength > ENTRY_HEADER_BYTES && memory.compare(changetype<usize>(old), p, 32) != 0 &&

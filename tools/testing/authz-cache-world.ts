@@ -128,7 +128,9 @@ function skippableExtAuthz(): Record<string, unknown> {
   };
 }
 
-function listener(name: string, filters: Record<string, unknown>[]): Record<string, unknown> {
+function listener(name: string, filters: Record<string, unknown>[], direct = false): Record<string, unknown> {
+  // Benchmarks answer from Envoy itself so that no upstream process limits the rate.
+  const action = direct ? { direct_response: { status: 200, body: { inline_string: "ok" } } } : { route: { cluster: "app", timeout: "5s" } };
   return {
     name,
     address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
@@ -142,7 +144,7 @@ function listener(name: string, filters: Record<string, unknown>[]): Record<stri
             name: `${name}-routes`,
             // The hit marker and the filter's nonce never reach an upstream.
             request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"],
-            virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app", timeout: "5s" } }] }],
+            virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, ...action }] }],
           },
           http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
         },
@@ -175,13 +177,13 @@ const noopFilter = {
 
 /**
  * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
- * wasm filter only) for benchmarks.
+ * wasm filter only), and every listener answers with a direct response (benchmarks).
  */
 export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false): Record<string, unknown> {
-  const extra = baselines ? [listener("none", []), listener("noop", [noopFilter])] : [];
+  const extra = baselines ? [listener("none", [], true), listener("noop", [noopFilter], true)] : [];
   return {
     static_resources: {
-      listeners: [listener("cached", [wasmFilter("authz-http", filterOverrides), skippableExtAuthz()]), listener("plain", [extAuthz()]), ...extra],
+      listeners: [listener("cached", [wasmFilter("authz-http", filterOverrides), skippableExtAuthz()], baselines), listener("plain", [extAuthz()], baselines), ...extra],
       clusters: [cluster("authz", authz.grpcAddress, true), cluster("authz-http", authz.httpAddress, false), cluster("app", app.address, false)],
     },
   };
