@@ -208,7 +208,7 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
   writeFileSync(secretFile, CACHE_SECRET);
   const authz = await startAuthz(tmp.dir, (opts.policy ?? cachePolicy)(issuer.jwksFile, secretFile));
   // A hostile upstream on request: `x-test-forge: <value>` comes back as a directive header.
-  const app = await startEcho("app", (h) => (typeof h["x-test-forge"] === "string" ? { "x-meshward-cache": h["x-test-forge"] } : {}));
+  const app = await startEcho("app", (h): Record<string, string> => (typeof h["x-test-forge"] === "string" ? { "x-meshward-cache": h["x-test-forge"] } : {}));
   const envoys: RunningEnvoy[] = [];
   try {
     for (let i = 0; i < (opts.envoyCount ?? 1); i++) {

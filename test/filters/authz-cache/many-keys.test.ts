@@ -42,7 +42,8 @@ describe("authz-cache: many distinct keys through the stand-in", function () {
       upstream: async (req: { headers: { get(n: string): string | undefined } }) => {
         upstreamCalls++;
         const nonce = req.headers.get("x-meshward-cache-nonce");
-        return { status: 200, headers: nonce ? { "x-meshward-cache": directive(nonce) } : {}, body: "" };
+        const headers: Record<string, string> = nonce ? { "x-meshward-cache": directive(nonce) } : {};
+        return { status: 200, headers, body: "" };
       },
     });
 
@@ -70,7 +71,7 @@ describe("authz-cache: many distinct keys through the stand-in", function () {
     assert.ok(n >= 50_000, `at least 50,000 distinct keys within the time bound (${n})`);
     assert.ok(keys.length <= SLOTS + 2, `${keys.length} shared-data keys (slots + epoch + shapes)`);
     assert.ok(memoryAfter - memoryBefore <= 1024 * 1024, `linear memory grew by ${memoryAfter - memoryBefore} bytes`);
-    assert.ok(host.metric("meshward_authz_cache_stores") >= n, "every distinct key was stored (and evicted)");
+    assert.ok((host.metric("meshward_authz_cache_stores") ?? 0) >= n, "every distinct key was stored (and evicted)");
     assert.ok(hitUsAfter < 3 * hitUsBefore, `a hit took ${hitUsBefore.toFixed(1)} µs before the flood and ${hitUsAfter.toFixed(1)} µs after`);
 
     // The hit path: the last key is served without the upstream (authz) seeing a nonce.
@@ -80,6 +81,6 @@ describe("authz-cache: many distinct keys through the stand-in", function () {
     assert.equal(hit.upstreamRequest?.headers.get("x-user-id"), "alice");
     assert.equal(hit.upstreamRequest?.headers.get("x-meshward-cache-nonce"), undefined, "a hit needs no nonce: it was not sent to authz");
     assert.equal(hit.upstreamRequest?.headers.get("x-meshward-authz-skip"), "skip-token-0123456789");
-    assert.ok(host.metric("meshward_authz_cache_hits") >= 1);
+    assert.ok((host.metric("meshward_authz_cache_hits") ?? 0) >= 1);
   });
 });
