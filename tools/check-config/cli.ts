@@ -19,20 +19,25 @@ async function envoyValidate(report: CheckReport): Promise<{ problems: Problem[]
     if (!(err instanceof EnvoyUnavailable)) throw err;
     return { problems: [], note: `check-config: Envoy validation skipped (${err.message})` };
   }
-  const problems: Problem[] = [];
   let validated = 0;
-  for (const b of report.bootstraps) {
-    const value = localiseWasmPaths(b.value);
-    const missing = missingWasmFiles(value);
-    if (missing.length > 0) {
-      problems.push({ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE_SKIPPED", severity: "warning", message: `not validated by Envoy: ${missing.join(", ")} missing (run npm run build:filters)` });
-      continue;
-    }
-    const v = await validateBootstrap(envoy.bin, value);
-    validated++;
-    for (const e of v.errors) problems.push({ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE", message: `envoy --mode validate: ${e}` });
-    for (const w of new Set(v.warnings)) problems.push({ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE_WARNING", severity: "warning", message: `envoy --mode validate: ${w}` });
-  }
+  const bin = envoy.bin;
+  // One Envoy per bootstrap, all at once (each takes a second or so, mostly compiling the Wasm modules).
+  const perBootstrap = await Promise.all(
+    report.bootstraps.map(async (b): Promise<Problem[]> => {
+      const value = localiseWasmPaths(b.value);
+      const missing = missingWasmFiles(value);
+      if (missing.length > 0) {
+        return [{ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE_SKIPPED", severity: "warning", message: `not validated by Envoy: ${missing.join(", ")} missing (run npm run build:filters)` }];
+      }
+      const v = await validateBootstrap(bin, value);
+      validated++;
+      return [
+        ...v.errors.map((e): Problem => ({ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE", message: `envoy --mode validate: ${e}` })),
+        ...[...new Set(v.warnings)].map((w): Problem => ({ file: b.file, path: b.path, code: "ERR_ENVOY_VALIDATE_WARNING", severity: "warning", message: `envoy --mode validate: ${w}` })),
+      ];
+    }),
+  );
+  const problems = perBootstrap.flat();
   return { problems, note: `check-config: ${validated} Envoy bootstrap${validated === 1 ? "" : "s"} validated by Envoy ${envoy.version} (envoy --mode validate)` };
 }
 

@@ -72,8 +72,9 @@ export async function validateBootstrap(bin: string, bootstrap: unknown, options
       });
     });
     const lines = output.split("\n").filter((l) => l.trim() !== "");
-    const errors = lines.filter((l) => /\]\[(critical|error)\]/.test(l)).map(stripPrefix);
-    const warnings = lines.filter((l) => /\]\[warning\]/.test(l)).map(stripPrefix);
+    const records = logRecords(lines);
+    const errors = records.filter((r) => /\]\[(critical|error)\]/.test(r[0] as string)).map(message);
+    const warnings = records.filter((r) => /\]\[warning\]/.test(r[0] as string)).map(message);
     const ok = code === 0 && lines.some((l) => /^configuration '.*' OK$/.test(l));
     return { ok, errors: ok ? errors : errors.length > 0 ? errors : [`envoy --mode validate exited ${code}: ${lines.slice(-2).join(" ")}`], warnings };
   } finally {
@@ -81,7 +82,27 @@ export async function validateBootstrap(bin: string, bootstrap: unknown, options
   }
 }
 
-/** `[time][pid][level][logger] [source:line] message` → `message` (the temporary file name elided). */
-function stripPrefix(line: string): string {
-  return line.replace(/^\[[^\]]*\]\[\d+\]\[\w+\]\[\w+\] \[[^\]]*\] /, "").replace(/'[^']*meshward-validate-[^']*'/g, "'<bootstrap>'");
+/** Log lines grouped into records: a record starts with `[time]`; Envoy continues some over many lines. */
+function logRecords(lines: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (const l of lines) {
+    if (/^\[\d{4}-/.test(l) || out.length === 0) out.push([l]);
+    else (out[out.length - 1] as string[]).push(l);
+  }
+  return out;
+}
+
+/**
+ * `[time][pid][level][logger] [source:line] message` → `message`, the temporary file name elided. A
+ * proto validation failure prints the whole bootstrap between the message and its reason (the record's
+ * last line, `: Proto constraint validation failed (…)`): the dump is left out.
+ */
+function message(record: readonly string[]): string {
+  const first = (record[0] as string)
+    .replace(/^\[[^\]]*\]\[\d+\]\[\w+\]\[\w+\] \[[^\]]*\] /, "")
+    .replace(/'[^']*meshward-validate-[^']*'/g, "'<bootstrap>'")
+    .replace(/\s*goo\.gle\/debugonly\s*/g, " ")
+    .trim();
+  const last = record.length > 1 ? (record[record.length - 1] as string).replace(/^:\s*/, "").trim() : "";
+  return last === "" ? first : `${first} ${last}`;
 }
