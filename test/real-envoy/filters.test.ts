@@ -38,8 +38,9 @@ describe("real Envoy: the no-op baseline on 4 workers", function () {
     const seen = t!.received().map((r) => `${r.path} ${String(r.headers["x-probe"])}`).sort();
     assert.deepEqual(seen, Array.from({ length: 16 }, (_, i) => `/n/${i}?q=${i} ${i}`).sort());
     const vms = await wasmVmStats(t!);
-    // Envoy 1.40 keeps a VM on the main thread (configuration) plus one per worker.
-    assert.ok(vms.active >= WORKERS + 1, `active V8 VMs ${vms.active}`);
+    // Envoy 1.40, one vm_id: one VM per worker plus two on the main thread (see docs/testing-with-envoy.md).
+    assert.equal(vms.active, WORKERS + 2, `active V8 VMs ${vms.active}`);
+    assert.equal(vms.created, WORKERS + 3, `created V8 VMs ${vms.created}`);
     assert.deepEqual(t!.envoy.errorLines(), []);
   });
 });
@@ -127,7 +128,7 @@ describe("real Envoy: header-router on 4 workers", function () {
   it("keeps Envoy's log free of Wasm errors and reports its VMs", async function () {
     assert.deepEqual(t!.envoy.errorLines(), []);
     const vms = await wasmVmStats(t!);
-    assert.ok(vms.active >= WORKERS + 1, `active V8 VMs ${vms.active}`);
+    assert.equal(vms.active, WORKERS + 2, `active V8 VMs ${vms.active}`);
   });
 });
 
@@ -178,6 +179,6 @@ describe("real Envoy: rate-limit (local) on 4 workers", function () {
   it("keeps Envoy's log free of Wasm errors", async function () {
     assert.deepEqual(t!.envoy.errorLines(), []);
     const vms = await wasmVmStats(t!);
-    assert.ok(vms.active >= WORKERS + 1, `active V8 VMs ${vms.active}`);
+    assert.equal(vms.active, WORKERS + 2, `active V8 VMs ${vms.active}`);
   });
 });
