@@ -101,7 +101,8 @@ function message(record: readonly string[]): string {
   const first = (record[0] as string)
     .replace(/^\[[^\]]*\]\[\d+\]\[\w+\]\[\w+\] \[[^\]]*\] /, "")
     .replace(/'[^']*meshward-validate-[^']*'/g, "'<bootstrap>'")
-    .replace(/\s*goo\.gle\/debugonly\s*/g, " ")
+    // Abseil status strings carry a marker that changes from run to run (goo.gle/debugonly, …/debugstr).
+    .replace(/\s*goo\.gle\/debug\w*\s*/g, " ")
     .trim();
   const last = record.length > 1 ? (record[record.length - 1] as string).replace(/^:\s*/, "").trim() : "";
   return last === "" ? first : `${first} ${last}`;
