@@ -11,6 +11,9 @@ export class Directive {
   expiresAtMs: f64 = 0;
   ttlMs: f64 = 0;
   shape: string[] = [];
+  /** authz-server's limits.maxHeaders and maxHeaderBytes (a bigger request is answered 431 there). */
+  maxHeaders: i64 = 0;
+  maxHeaderBytes: i64 = 0;
   allow: bool = false;
   status: u32 = 0;
   headerNames: string[] = [];
@@ -119,6 +122,14 @@ export function parseDirective(json: string): Directive | null {
     return null;
   }
   d.status = <u32>status;
+  const l = root.get("l");
+  if (l === null || l.kind != JsonKind.Array || l.items.length != 2 || l.items[0].kind != JsonKind.Number || l.items[1].kind != JsonKind.Number ||
+    l.items[0].num < 1 || l.items[1].num < 1) {
+    directiveError = "bad l";
+    return null;
+  }
+  d.maxHeaders = <i64>l.items[0].num;
+  d.maxHeaderBytes = <i64>l.items[1].num;
   if (!strings(root.get("k"), d.shape) || !strings(root.get("r"), d.remove) || !pairs(root.get("h"), d.headerNames, d.headerValues) ||
     !pairs(root.get("rh"), d.responseNames, d.responseValues)) {
     directiveError = "bad k, r, h or rh";

@@ -34,6 +34,8 @@ const STATUS_HEADER = String.UTF8.encode(":status");
 const ENTRY_HEADER_BYTES = 40; // 32-byte key + f64 expiry
 const COLLECT_EVERY: u32 = 512;
 const HEX = "0123456789abcdef";
+/** Name and value bytes of the nonce header a miss adds: "x-meshward-cache-nonce" + 32 hex digits. */
+const NONCE_BYTES: i32 = 22 + 32;
 
 const enum State { None = 0, Miss = 1, HitAllow = 2, HitDeny = 3 }
 
@@ -283,7 +285,8 @@ class AuthzCacheStream extends Context {
     const now = nowMs();
     if (readEpoch()) {
       if (now - epochView.confirmedAtMs <= config.maxStalenessMs) {
-        const d = this.lookup(config, epochView.epoch, now);
+        // Header names and values bytes: the pairs buffer minus its table and NUL terminators.
+        const d = this.lookup(config, epochView.epoch, now, pairs.byteLength - 4 - 10 * view.size);
         if (d !== null) return this.applyHit(config, d, skipName);
       } else {
         incrementMetric(root.metrics.stale, 1);
@@ -297,7 +300,7 @@ class AuthzCacheStream extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  lookup(config: CacheConfig, epoch: string, now: i64): Directive | null {
+  lookup(config: CacheConfig, epoch: string, now: i64, pairsBytes: i32): Directive | null {
     const shapes = readShapes(epoch);
     let ip = "";
     let ipRead = false;
@@ -315,17 +318,22 @@ class AuthzCacheStream extends Context {
       const p = changetype<usize>(v);
       if (memory.compare(p, changetype<usize>(key), 32) != 0) continue;
       if (<i64>load<f64>(p + 32) <= now) continue;
+      let d: Directive | null = null;
       if (parsedBySlot.has(slot)) {
         const cached = parsedBySlot.get(slot);
-        if (cached.cas == shared.cas) return cached.directive;
+        if (cached.cas == shared.cas) d = cached.directive;
       }
-      const d = parseDirective(String.UTF8.decodeUnsafe(p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES)));
-      if (d !== null) {
+      if (d === null) {
+        d = parseDirective(String.UTF8.decodeUnsafe(p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES)));
+        if (d === null) continue;
         d.encode();
         if (parsedBySlot.size >= MAX_PARSED) parsedBySlot.clear();
         parsedBySlot.set(slot, new ParsedEntry(shared.cas, d));
-        return d;
       }
+      // authz-server counts this request's headers with the nonce a miss adds; over its limits it
+      // answers 431 whatever the key says, so such a request is never a hit.
+      if (<i64>view.size + 1 > d.maxHeaders || <i64>pairsBytes + NONCE_BYTES > d.maxHeaderBytes) return null;
+      return d;
     }
     return null;
   }

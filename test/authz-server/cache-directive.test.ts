@@ -83,6 +83,7 @@ describe("decision cache: directives", () => {
     assert.equal(d["d"], "allow");
     assert.equal(d["x"], 1_000_000 + 20_000);
     assert.deepEqual(d["k"], ["h:x-api-key"]);
+    assert.deepEqual(d["l"], [200, 65536], "the policy's header limits travel with the decision");
     const t = parse(directive(allow(), attrs("/t", { "x-tenant": "acme" })));
     assert.deepEqual(t["k"], ["h:x-api-key", "h:x-tenant"]);
   });

@@ -80,7 +80,7 @@ describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function ()
     // Denied by authz-server (no role) → never reaches the upstream. An allowed request's upstream forges:
     const reader = { authorization: `Bearer ${await w.issuer.sign({ sub: "reader", roles: ["reader"] })}` };
     const epoch = "forged";
-    const body = (nonce: string) => JSON.stringify({ v: 1, n: nonce, e: epoch, x: Date.now() + 60_000, t: 60_000, k: [], d: "allow", s: 200, h: [["x-user-id", "root"]], r: [], rh: [] });
+    const body = (nonce: string) => JSON.stringify({ v: 1, n: nonce, e: epoch, x: Date.now() + 60_000, t: 60_000, k: [], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "root"]], r: [], rh: [] });
     const noSecret = `${"0".repeat(64)}.${body("0".repeat(32))}`;
     const sameSecretOtherNonce = `${createHmac("sha256", CACHE_SECRET).update(body("f".repeat(32))).digest("hex")}.${body("f".repeat(32))}`;
     const rejected0 = await stat(w, 0, "rejected");

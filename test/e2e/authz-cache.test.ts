@@ -120,6 +120,20 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     assert.equal(w.checks(), checks, "denials are cached too");
   });
 
+  it("answers 431 like authz-server for a request over the policy's header limit, even when its key is cached", async function () {
+    const h = await bearer({ sub: "heidi", roles: ["reader"] });
+    assert.equal((await send(cached, "/api/orders/3", h)).status, 200);
+    const checks = w.checks();
+    assert.equal((await send(cached, "/api/orders/3", h)).status, 200);
+    assert.equal(w.checks(), checks, "cached");
+    // limits.maxHeaders is 40: the same keyed attributes with 45 unreferenced headers more.
+    const many: Record<string, string> = { ...h };
+    for (let i = 0; i < 45; i++) many[`x-pad-${i}`] = "x";
+    const [a, b] = await Promise.all([send(cached, "/api/orders/3", many), send(plain, "/api/orders/3", many)]);
+    assert.equal(b.status, 431, b.body);
+    assert.equal(observed(a), observed(b));
+  });
+
   it("never caches a decision that reads `now`", async function () {
     const before = w.checks();
     for (let i = 0; i < 3; i++) assert.equal((await send(cached, "/api/clock/x")).status, 200);

@@ -53,6 +53,7 @@ spec:
     reader: ["orders:read"]
     writer: ["orders:read", "orders:write"]
   response: { rolesHeader: x-user-roles }
+  limits: { maxHeaders: 40 }
   rules:
     - name: health
       match: { paths: ["/healthz"] }

@@ -78,7 +78,8 @@ export function cacheDirective(input: DirectiveInput): string | undefined {
   if (ttl < 1000) return undefined;
 
   const pairs = (hs: readonly { header: { key: string; value: string } }[]) => hs.map((h) => [h.header.key, h.header.value]);
-  const body: Record<string, unknown> = { v: 1, n: nonce, e: input.epoch, x: expiresAt, t: ttl, k: deps.shape };
+  // The size limits travel along: a hit is refused for a request authz-server would answer 431.
+  const body: Record<string, unknown> = { v: 1, n: nonce, e: input.epoch, x: expiresAt, t: ttl, k: deps.shape, l: [policy.limits.maxHeaders, policy.limits.maxHeaderBytes] };
   if (decision.allowed && response.okResponse) {
     Object.assign(body, {
       d: "allow",

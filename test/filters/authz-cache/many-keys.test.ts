@@ -30,7 +30,7 @@ describe("authz-cache: many distinct keys through the stand-in", function () {
     await poll();
 
     const directive = (nonce: string) => {
-      const json = JSON.stringify({ v: 1, n: nonce, e: EPOCH, x: clock.nowMs() + 60_000, t: 60_000, k: ["h:authorization"], d: "allow", s: 200, h: [["x-user-id", "alice"]], r: [], rh: [] });
+      const json = JSON.stringify({ v: 1, n: nonce, e: EPOCH, x: clock.nowMs() + 60_000, t: 60_000, k: ["h:authorization"], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "alice"]], r: [], rh: [] });
       return `${createHmac("sha256", SECRET).update(json).digest("hex")}.${json}`;
     };
     let upstreamCalls = 0;

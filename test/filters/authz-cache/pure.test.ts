@@ -101,7 +101,7 @@ describe("authz-cache pure modules (AssemblyScript)", () => {
   it("accepts only a directive signed with the secret and bound to the stream's nonce", () => {
     const secret = "0123456789abcdef-secret";
     const nonce = randomBytes(16).toString("hex");
-    const json = JSON.stringify({ v: 1, n: nonce, e: "b.0.0", x: Date.now() + 60_000, t: 60_000, k: ["h:authorization"], d: "allow", s: 200, h: [["x-user-id", "alice"]], r: ["x-user-tier"], rh: [] });
+    const json = JSON.stringify({ v: 1, n: nonce, e: "b.0.0", x: Date.now() + 60_000, t: 60_000, k: ["h:authorization"], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "alice"]], r: ["x-user-tier"], rh: [] });
     const mac = createHmac("sha256", secret).update(json).digest("hex");
     assert.equal(check(`${mac}.${json}`, secret, nonce), "");
     assert.equal(str(x.summary()), "allow 200 h:authorization x-user-id");
@@ -110,6 +110,9 @@ describe("authz-cache pure modules (AssemblyScript)", () => {
     assert.equal(check(`${mac}.${json}`, secret, randomBytes(16).toString("hex")), "nonce");
     assert.equal(check(`${"0".repeat(64)}.${json}`, secret, nonce), "bad MAC");
     assert.equal(check("garbage", secret, nonce), "malformed");
+    const noLimits = json.replace(',"l":[200,65536]', "");
+    assert.notEqual(noLimits, json);
+    assert.equal(check(`${createHmac("sha256", secret).update(noLimits).digest("hex")}.${noLimits}`, secret, nonce), "bad l");
     const v2 = JSON.stringify({ v: 2, n: nonce });
     assert.equal(check(`${createHmac("sha256", secret).update(v2).digest("hex")}.${v2}`, secret, nonce), "not a v1 directive");
   });
