@@ -59,7 +59,10 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
   };
   if (holder.current) applyPolicy(holder.current);
   holder.onChange(applyPolicy);
-  if (deps.cacheEpoch) holder.onChange(() => deps.cacheEpoch!.policyChanged());
+  if (deps.cacheEpoch) {
+    if (holder.current) deps.cacheEpoch.policyChanged(holder.current.policy.version);
+    holder.onChange((r) => deps.cacheEpoch!.policyChanged(r.policy.version));
+  }
   holder.onResult = (result) => metrics.policyReloads.inc({ result });
 
   const check: grpc.handleUnaryCall<CheckRequestObject, object> = (call, callback) => {

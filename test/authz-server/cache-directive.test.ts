@@ -123,7 +123,7 @@ describe("decision cache: epoch endpoint", function () {
       }).on("error", reject);
     });
 
-  it("changes on reload and on revocation, and only then", async () => {
+  it("changes on reload and on revocation, and only then; the same state gives the same epoch in every process", async () => {
     const tmp = tempDir();
     const issuer = await createIssuer(tmp.dir);
     const secretFile = join(tmp.dir, "secret");
@@ -131,7 +131,7 @@ describe("decision cache: epoch endpoint", function () {
     const authz = await startAuthz(tmp.dir, cachePolicy(issuer.jwksFile, secretFile));
     try {
       const e0 = await epoch(authz.httpAddress);
-      assert.match(e0, /^[0-9a-f]{16}\.\d+\.\d+$/);
+      assert.match(e0, /^[0-9a-f]{12}\.[0-9a-f]{32}$/);
       assert.equal(await epoch(authz.httpAddress), e0);
       assert.equal(authz.holder.reload(), false, "an unchanged file is not a new policy");
       assert.equal(await epoch(authz.httpAddress), e0);
@@ -143,7 +143,16 @@ describe("decision cache: epoch endpoint", function () {
       const e2 = await epoch(authz.httpAddress);
       assert.notEqual(e2, e1);
       await authz.revocations.unrevoke("sub", "alice");
-      assert.notEqual(await epoch(authz.httpAddress), e2);
+      assert.equal(await epoch(authz.httpAddress), e1, "the same state has the same epoch");
+      // A second authz-server process with the same policy and revocations reports the same epoch.
+      const other = await startAuthz(tmp.dir, cachePolicy(issuer.jwksFile, secretFile, "    - { name: extra, match: { paths: [\"/extra\"] }, allow: anonymous }\n"));
+      try {
+        assert.equal(await epoch(other.httpAddress), e1);
+        await other.revocations.revoke("sub", "bob", 60_000);
+        assert.notEqual(await epoch(other.httpAddress), e1);
+      } finally {
+        await other.stop();
+      }
     } finally {
       await authz.stop();
       tmp.remove();

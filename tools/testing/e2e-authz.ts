@@ -116,7 +116,7 @@ export async function startAuthz(dir: string, policyText: string, opts: { redisU
   const runtime = holder.load();
   const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
   const cacheEpoch = new CacheEpoch();
-  credentials.revocations.onChange?.(() => cacheEpoch.revocationsChanged());
+  credentials.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
   const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
   const { grpcPort, httpPort } = await server.start();
   return {

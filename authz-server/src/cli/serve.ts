@@ -49,7 +49,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
   }
   const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}) });
   const cacheEpoch = new CacheEpoch();
-  services.revocations.onChange?.(() => cacheEpoch.revocationsChanged());
+  services.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
   const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
   const { grpcPort, httpPort } = await server.start();
   holder.watch();

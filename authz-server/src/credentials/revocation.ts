@@ -25,8 +25,8 @@ export interface RevocationStore {
   list(limit: number): Promise<{ readonly entries: readonly Revocation[]; readonly truncated: boolean }>;
   /** Hot path: answered from memory, no I/O. */
   isRevoked(user: UserIdentity): Revocation | undefined;
-  /** Called after every change of the list (local or from another replica): the decision-cache epoch. */
-  onChange?(listener: () => void): void;
+  /** Called after every change of the list (local or from another replica) with the live entries: the decision-cache epoch. */
+  onChange?(listener: (entries: () => Iterable<Revocation>) => void): void;
   close(): Promise<void>;
 }
 
@@ -48,7 +48,7 @@ function entryKey(kind: RevocationKind, value: string, provider: string | undefi
 /** In-process denylist with expiry and a bound on entries. */
 export class MemoryRevocationStore implements RevocationStore {
   protected readonly entries = new Map<string, Revocation>();
-  private readonly listeners: (() => void)[] = [];
+  private readonly listeners: ((entries: () => Iterable<Revocation>) => void)[] = [];
   constructor(protected readonly now: () => number = Date.now, protected readonly maxEntries = 100_000) {}
 
   async revoke(kind: RevocationKind, value: string, ttlMs: number, provider?: string): Promise<Revocation> {
@@ -84,12 +84,13 @@ export class MemoryRevocationStore implements RevocationStore {
     return Promise.resolve();
   }
 
-  onChange(listener: () => void): void {
+  onChange(listener: (entries: () => Iterable<Revocation>) => void): void {
     this.listeners.push(listener);
   }
 
   protected changed(): void {
-    for (const l of this.listeners) l();
+    const live = () => this.entries.values();
+    for (const l of this.listeners) l(live);
   }
 
   /** Adds or replaces an entry in memory. */
@@ -241,6 +242,7 @@ export class RedisRevocationStore extends MemoryRevocationStore {
     }
     this.entries.clear();
     for (const [k, e] of found) this.entries.set(k, e);
+    this.changed();
   }
 
   override async close(): Promise<void> {
