@@ -17,6 +17,7 @@ import { createAuthzServer, type AuthzServer } from "../../authz-server/src/serv
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
 import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
+import { jwtPolicy } from "../../tools/testing/policy.js";
 
 const ISS = "https://idp.deps.test/";
 
@@ -58,21 +59,12 @@ describe("hardening: dependency failures", function () {
       rsa = newKey("RS256");
       jwks = await startSlowJwks(() => [rsa.jwk]);
       jwks.delayMs = 3_000;
-      h = await startHarness(`
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        jwks: { uri: "${jwks.url}", timeout: 300ms }
-        algorithms: [RS256]
+      h = await startHarness(jwtPolicy({ issuer: ISS, jwks: { uri: jwks.url, timeout: "300ms" } }, `
   rules:
     - name: api
       match: { paths: ["/api/**"] }
       require: { user: true }
-`);
+`));
     });
     after(async () => {
       await h?.stop();

@@ -12,6 +12,7 @@ import { attributes } from "./fixtures/attributes.js";
 import { startIdp, type IdpServer } from "./fixtures/idp-server.js";
 import { startIntrospectionServer, type IntrospectionServer } from "../../../tools/testing/introspection-server.js";
 import { buildTestRuntime } from "./fixtures/runtime.js";
+import { jwtProvider, policyYaml } from "../../../tools/testing/policy.js";
 
 const API_KEY = "partner-key-7c1e0b5d";
 
@@ -27,15 +28,7 @@ describe("credentials stage: JWT (by iss), introspection and API keys in one pol
     const secretFile = join(mkdtempSync(join(tmpdir(), "meshward-stage-")), "secret");
     writeFileSync(secretFile, "introspection-secret\n");
     runtime = buildTestRuntime(
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${JSON.stringify(idp.issuer)}
-        algorithms: [ES256]
-        jwks: { discovery: true }
+      `${policyYaml({ providers: { jwt: [jwtProvider({ issuer: idp.issuer, algorithms: ["ES256"], jwks: { discovery: true } })] } }).trimEnd()}
     introspection:
       - name: legacy
         endpoint: ${as.url}
@@ -121,15 +114,7 @@ describe("credentials stage: OIDC discovery refused for a mismatching issuer", (
     idp.issuer = "https://someone-else.example.com/";
     const configured = `${idp.url}/`;
     const runtime = buildTestRuntime(
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${JSON.stringify(configured)}
-        algorithms: [ES256]
-        jwks: { discovery: true }
+      `${policyYaml({ providers: { jwt: [jwtProvider({ issuer: configured, algorithms: ["ES256"], jwks: { discovery: true } })] } }).trimEnd()}
   rules:
     - name: any-user
       match: { paths: ["/**"] }
