@@ -18,6 +18,7 @@ import { checkRequest, startHarness, type Harness } from "../../tools/testing/au
 import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
 import { jwtPolicy } from "../../tools/testing/policy.js";
+import { systemClock } from "../../authz-server/src/clock.js";
 
 const ISS = "https://idp.deps.test/";
 
@@ -123,10 +124,10 @@ spec:
 `);
       registry = new Registry();
       const logger = createLogger("silent");
-      holder = new PolicyHolder({ file, clock: { now: () => Date.now() }, registry, logger, createKeySource: jwksKeySourceFactory });
+      holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory });
       const runtime = holder.load();
       quota = createQuotaService({ limits: runtime.policy.rateLimits, redisUrl: redis.url, redisCommandTimeoutMs: 300, logger, registry });
-      server = createAuthzServer({ holder, logger, registry, clock: { now: () => Date.now() }, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
+      server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
       ({ httpPort } = await server.start());
       await eventually(async () => (await quota.ready()).ok, 10_000, "quota ready");
     });

@@ -16,11 +16,14 @@ import { jwtProvider, policyYaml } from "../../../tools/testing/policy.js";
 
 const API_KEY = "partner-key-7c1e0b5d";
 
+/** Every runtime here runs on this fixed clock; token times derive from it. */
+const now = 1_800_000_000;
+const clock = { now: () => now * 1000 };
+
 describe("credentials stage: JWT (by iss), introspection and API keys in one policy", () => {
   let idp: IdpServer;
   let as: IntrospectionServer;
   let runtime: Runtime;
-  const now = Math.floor(Date.now() / 1000);
 
   before(async () => {
     idp = await startIdp();
@@ -47,6 +50,7 @@ describe("credentials stage: JWT (by iss), introspection and API keys in one pol
       require: { user: true }
 `,
       [introspectionPlugin(), apiKeysPlugin()],
+      clock,
     );
     as.tokens.set("opaque-abc", { sub: "legacy-user", groups: ["ops"] });
   });
@@ -79,7 +83,7 @@ describe("credentials stage: JWT (by iss), introspection and API keys in one pol
 
   it("turns an introspection outage into a CheckResponse with gRPC UNAVAILABLE and HTTP 503, and an inactive token into 401", async () => {
     const check = (authorization: string) =>
-      runPipeline({ attributes: { request: { http: { method: "GET", path: "/api/orders", host: "api.example.com", headers: { authorization } } } } }, runtime, { clock: { now: () => Date.now() }, newId: () => "test-id" });
+      runPipeline({ attributes: { request: { http: { method: "GET", path: "/api/orders", host: "api.example.com", headers: { authorization } } } } }, runtime, { clock, newId: () => "test-id" });
     as.mode = "down";
     try {
       const { decision, response } = await check("Bearer outage-token");
@@ -121,9 +125,10 @@ describe("credentials stage: OIDC discovery refused for a mismatching issuer", (
       require: { user: true }
 `,
       [],
+      clock,
     );
     try {
-      const jwt = idp.sign({ iss: configured, sub: "alice", exp: Math.floor(Date.now() / 1000) + 600 });
+      const jwt = idp.sign({ iss: configured, sub: "alice", exp: now + 600 });
       const r = await runtime.credentials.authenticate(attributes({ headers: { authorization: `Bearer ${jwt}` } }));
       assert.equal(r.error?.kind, "unavailable");
       const status = runtime.credentials.status();
