@@ -1,30 +1,14 @@
 // The edge chain cases against a real Envoy running envoy/local/edge.yaml (ports rewritten to loopback
 // port-0 servers). Runs only where ENVOY_BIN (or `envoy` on PATH) exists; otherwise skipped with the reason.
 import { strict as assert } from "node:assert";
-import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
-import { delimiter, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { freePort } from "../../tools/testing/ports.js";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
+import { ROOT } from "../../tools/envoy/resolve.js";
 import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-function findEnvoy(): string | undefined {
-  const candidates = process.env["ENVOY_BIN"] ? [process.env["ENVOY_BIN"]] : (process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== "").map((d) => join(d, "envoy"));
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
 
 interface Reply {
   readonly status: number;
@@ -52,56 +36,38 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
   let authz: RunningAuthz;
   let v1: EchoUpstream;
   let v2: EchoUpstream;
-  let envoy: ChildProcess | undefined;
+  let envoy: RunningEnvoy | undefined;
   let port: number;
 
   before(async function () {
-    const bin = findEnvoy();
-    if (!bin) {
-      console.log("      (skipped: ENVOY_BIN is unset and there is no envoy on PATH)");
-      this.skip();
-    }
+    const bin = requireEnvoy(this);
     tmp = tempDir();
     issuer = await createIssuer(tmp.dir);
     authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
     [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    port = await freePort();
-    const adminPort = await freePort();
     const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
     const config = parseYaml(readFileSync(join(ROOT, "envoy/local/edge.yaml"), "utf8")) as any;
-    config.admin.address.socket_address = { address: "127.0.0.1", port_value: adminPort };
-    config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: port };
+    config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: 0 };
     for (const c of config.static_resources.clusters) {
       const [host, p] = (endpoints[c.name] as string).split(":");
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
     }
-    const file = join(tmp.dir, "edge.yaml");
-    writeFileSync(file, stringifyYaml(config, { aliasDuplicateObjects: false }));
-    envoy = spawn(bin as string, ["-c", file, "--base-id", String(10_000 + (process.pid % 50_000)), "--log-level", "warn"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (envoy.exitCode !== null) throw new Error(`envoy exited with ${envoy.exitCode}`);
-      const ready = await new Promise<boolean>((resolve) => {
-        const r = request({ host: "127.0.0.1", port: adminPort, path: "/ready", timeout: 1000 }, (res) => {
-          res.resume();
-          resolve(res.statusCode === 200);
-        });
-        r.on("error", () => resolve(false));
-        r.end();
-      });
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error("envoy did not become ready within 30 s");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    envoy = await startEnvoy({ bin, config, concurrency: 4 });
+    port = envoy.listenerPort("edge");
   });
 
   after(async function () {
-    if (envoy && envoy.exitCode === null) {
-      envoy.kill("SIGTERM");
-      await new Promise((r) => envoy?.once("exit", r));
-    }
+    await envoy?.stop();
     await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
     tmp?.remove();
+  });
+
+  it("loads every Wasm filter on 4 workers without a Wasm error in Envoy's log", async function () {
+    const stats = await envoy!.stats("wasm");
+    assert.deepEqual(envoy!.errorLines(), []);
+    // One VM per worker plus the main thread's, for each of the two wasm modules (vm_ids).
+    const active = [...stats].filter(([k]) => /wasm\.envoy\.wasm\.runtime\.v8\.active$/.test(k));
+    assert.ok(active.length > 0 && active.every(([, v]) => v >= 5), `active V8 VMs: ${JSON.stringify(Object.fromEntries(stats))}`);
   });
 
   it("denies an anonymous request with 401 and a Bearer challenge", async function () {
