@@ -3,6 +3,7 @@
 // on the `rate-limit-test` build target.
 import { strict as assert } from "node:assert";
 import { loadRateLimitPure } from "../../../tools/testing/rate-limit-pure.js";
+import { DOCUMENTED_EXAMPLE } from "./example-config.js";
 
 const x = loadRateLimitPure();
 
@@ -271,16 +272,7 @@ describe("rate-limit pure modules (loader)", () => {
 
   describe("configuration", () => {
     it("accepts the documented example configuration (docs/plugin-configs.md)", () => {
-      const design = {
-        domain: "edge", enforcement: "enforce", failureMode: "allow", responseHeaders: true,
-        quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 },
-        limits: [
-          { name: "per-ip", key: [{ source: "remote_address" }], capacity: 100, refillPerSecond: 50 },
-          { name: "per-user", match: { path: { prefix: "/api/" } }, key: [{ header: "x-user-id" }],
-            capacity: 1000, refillPerSecond: 100, global: { lease: 20 } }],
-        maxKeysPerLimit: 65536,
-      };
-      assert.equal(str(x.configError(s(JSON.stringify(design)))), null);
+      assert.equal(str(x.configError(s(JSON.stringify(DOCUMENTED_EXAMPLE)))), null);
     });
   });
 });
