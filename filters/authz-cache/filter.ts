@@ -2,13 +2,11 @@
 // applies the cached answer and marks the request so that Envoy skips ext_authz; on a miss it learns
 // from authz-server's signed directive on the response. Key, directive and config logic are pure modules.
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
-import * as imports from "@solo-io/proxy-runtime/imports";
-import { free } from "@solo-io/proxy-runtime/malloc";
 import {
-  HostStatus, LogLevel, MetricKind, SharedData, addResponseHeader, collectGarbage, defineMetric, getProperty,
-  getSharedData, incrementMetric, log, nowNanos, randomSeed, readBuffer, readPluginConfiguration, removeRequestHeader,
-  removeResponseHeader, replaceRequestHeader, requestHeaderPairs, responseHeader, sendLocalResponse, setSharedData,
-  setTickPeriodMilliseconds,
+  BufferKind, HostStatus, HttpCall, LogLevel, MapType, MetricKind, SharedData, addResponseHeader, collectGarbage,
+  defineMetric, getProperty, getSharedData, headerValue, httpCall, incrementMetric, log, nowNanos, randomSeed, readBuffer,
+  readPluginConfiguration, removeRequestHeader, removeResponseHeader, replaceRequestHeader, requestHeaderPairs,
+  sendLocalResponse, setSharedData, setTickPeriodMilliseconds,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { addressIp } from "../rate-limit/key";
@@ -28,8 +26,6 @@ const MAX_EPOCH_BYTES = 128;
 const CREATE_CAS: u32 = 0xffffffff;
 const MAX_CAS_ATTEMPTS = 16;
 const NS_PER_MS: i64 = 1000000;
-const HTTP_CALL_RESPONSE_HEADERS = 6;
-const HTTP_CALL_RESPONSE_BODY = 4;
 const STATUS_HEADER = String.UTF8.encode(":status");
 const ENTRY_HEADER_BYTES = 40; // 32-byte key + f64 expiry
 const COLLECT_EVERY: u32 = 512;
@@ -42,7 +38,8 @@ const enum State { None = 0, Miss = 1, HitAllow = 2, HitDeny = 3 }
 // Per-VM scratch: callbacks in one VM never overlap.
 const view = new RequestView();
 const shared = new SharedData();
-const tokenScratch = new ArrayBuffer(8);
+const call = new HttpCall();
+const NO_BODY = new ArrayBuffer(0);
 let streams: u32 = 0;
 
 class Metrics {
@@ -199,25 +196,21 @@ export class AuthzCacheRoot extends RootContext {
     if (this.pollInFlight && now - this.pollSentAtMs < config.maxStalenessMs) return;
     const headers = serializePairs([":method", ":path", ":authority"], ["GET", config.epochPath, config.epochAuthority]);
     const cluster = String.UTF8.encode(config.epochCluster);
-    const tokenPtr = changetype<usize>(tokenScratch);
-    store<u32>(tokenPtr, 0);
     const timeout = <u32>min<i64>(config.maxStalenessMs, 1000);
-    const status = imports.proxy_http_call(changetype<usize>(cluster), cluster.byteLength, changetype<usize>(headers),
-      headers.byteLength, 0, 0, 0, 0, timeout, tokenPtr);
-    if (status != HostStatus.Ok) {
-      log(LogLevel.Warn, PREFIX + "epoch poll not sent: http_call status " + status.toString());
+    if (httpCall(cluster, headers, NO_BODY, timeout, call) != HostStatus.Ok) {
+      log(LogLevel.Warn, PREFIX + "epoch poll not sent: http_call status " + call.status.toString());
       return;
     }
     this.pollInFlight = true;
-    this.pollToken = load<u32>(tokenPtr);
+    this.pollToken = call.token;
     this.pollSentAtMs = now;
   }
 
   onHttpCallResponse(token: u32, headers: u32, bodySize: u32, _trailers: u32): void {
     if (!this.pollInFlight || token != this.pollToken) return;
     this.pollInFlight = false;
-    if (headers == 0 || httpCallStatus() != "200" || bodySize == 0 || bodySize > <u32>MAX_EPOCH_BYTES) return;
-    const epoch = String.UTF8.decode(readBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize));
+    if (headers == 0 || headerValue(MapType.HttpCallResponseHeaders, STATUS_HEADER) != "200" || bodySize == 0 || bodySize > <u32>MAX_EPOCH_BYTES) return;
+    const epoch = String.UTF8.decode(readBuffer(BufferKind.HttpCallResponseBody, 0, bodySize));
     for (let i = 0; i < epoch.length; i++) {
       const c = epoch.charCodeAt(i);
       if (c <= 0x20 || c >= 0x7f) return;
@@ -242,21 +235,6 @@ export class AuthzCacheRoot extends RootContext {
       if (setSharedData(EPOCH_KEY, value, cas) == HostStatus.Ok) return;
     }
   }
-}
-
-/** Status of the http_call response being delivered, e.g. "200". */
-function httpCallStatus(): string {
-  const scratch = changetype<usize>(tokenScratch);
-  store<u64>(scratch, 0);
-  const status = imports.proxy_get_header_map_value(HTTP_CALL_RESPONSE_HEADERS, changetype<usize>(STATUS_HEADER),
-    STATUS_HEADER.byteLength, scratch, scratch + 4);
-  if (status != HostStatus.Ok) return "";
-  const ptr = load<usize>(scratch);
-  const len = load<u32>(scratch + 4);
-  if (ptr == 0 || len == 0) return "";
-  const value = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return value;
 }
 
 class AuthzCacheStream extends Context {
@@ -357,12 +335,12 @@ class AuthzCacheStream extends Context {
     const config = this.root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
     // A directive never reaches the client, whoever set it.
-    const value = responseHeader(DIRECTIVE);
-    if (value !== null) removeResponseHeader(DIRECTIVE);
+    const value = headerValue(MapType.ResponseHeaders, DIRECTIVE);
+    removeResponseHeader(DIRECTIVE);
     if (this.state == State.HitAllow) {
       const d = changetype<Directive>(this.hit);
       for (let i = 0; i < d.responseNameBytes.length; i++) addResponseHeader(d.responseNameBytes[i], d.responseValueBytes[i]);
-    } else if (this.state == State.Miss && value !== null) {
+    } else if (this.state == State.Miss && value.length > 0) {
       this.learn(config, value);
     }
     return FilterHeadersStatusValues.Continue;

@@ -119,15 +119,6 @@ export function removeRequestHeader(name: ArrayBuffer): u32 {
   return imports.proxy_remove_header_map_value(MapType.RequestHeaders, changetype<usize>(name), name.byteLength);
 }
 
-/** The first value of response header `name` (lower-case UTF-8 bytes), or null; only in response callbacks. */
-export function responseHeader(name: ArrayBuffer): string | null {
-  clearScratch();
-  const status = imports.proxy_get_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength, S_PTR, S_SIZE);
-  if (status != HostStatus.Ok) return null;
-  const buf = takeHostBuffer();
-  return String.UTF8.decode(buf);
-}
-
 /** Removes every value of response header `name`. */
 export function removeResponseHeader(name: ArrayBuffer): u32 {
   return imports.proxy_remove_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength);
