@@ -125,8 +125,14 @@ describe("real Envoy: header-router on 4 workers", function () {
     assert.ok(canary >= 6 && canary <= 34, `canary share ${canary}/60 for weight 30%`);
   });
 
-  it("keeps Envoy's log free of Wasm errors and reports its VMs", async function () {
+  it("keeps Envoy's log free of Wasm errors and reports its VMs and the filter's own counters", async function () {
     assert.deepEqual(t!.envoy.errorLines(), []);
+    const m = await t!.envoy.stats("meshward");
+    // Rule names appear with "-" as "_" (the filter's metricPart); counts are summed over all 4 VMs.
+    const rule = (n: string) => m.get(`wasmcustom.meshward_header_router_rule_${n}_requests_total`);
+    assert.deepEqual([rule("by_header"), rule("by_cookie"), rule("by_query"), rule("by_glob"), rule("canary")], [1, 1, 1, 1, 300], JSON.stringify([...m]));
+    assert.equal(m.get("wasmcustom.meshward_header_router_unmatched_requests_total"), 0);
+    assert.equal(m.get("wasm.meshward.header-router.vm_reload_failure"), 0);
     const vms = await wasmVmStats(t!);
     assert.equal(vms.active, WORKERS + 2, `active V8 VMs ${vms.active}`);
   });
@@ -174,6 +180,10 @@ describe("real Envoy: rate-limit (local) on 4 workers", function () {
     assert.equal(t!.upstreams["default"]!.received.length, CAPACITY, "only admitted requests reached the upstream");
     // Another key has its own bucket.
     assert.equal((await t!.send("/x", { headers: { "x-key": "k2" } })).status, 200);
+    // The filter's own counters, summed over the VMs by Envoy (metric names appear under wasmcustom.).
+    const m = await t!.envoy.stats("meshward_rate_limit");
+    assert.equal(m.get("wasmcustom.meshward_rate_limit_allowed_total"), CAPACITY + 1);
+    assert.equal(m.get("wasmcustom.meshward_rate_limit_limited_total"), 100 - CAPACITY);
   });
 
   it("keeps Envoy's log free of Wasm errors", async function () {
