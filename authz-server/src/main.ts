@@ -1,11 +1,20 @@
 // authz-server entry point: reads flags/env (failing fast on bad ones), then serves — one process, or
 // with --workers N a primary that forks N workers sharing the ports (node:cluster). See cli/serve.ts.
 import cluster from "node:cluster";
-import { parseArgs, USAGE, UsageError, type ServerArgs } from "./cli/args.js";
+import { parseCommand, USAGE, UsageError, version, type ServerArgs } from "./cli/args.js";
 
 function readArgs(): ServerArgs {
   try {
-    return parseArgs(process.argv.slice(2), process.env);
+    const command = parseCommand(process.argv.slice(2), process.env);
+    if (command.kind === "help") {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    if (command.kind === "version") {
+      process.stdout.write(`authz-server ${version()}\n`);
+      process.exit(0);
+    }
+    return command.args;
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`authz-server: ${err.message}\n${USAGE}\n`);

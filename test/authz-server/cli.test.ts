@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { parseArgs } from "../../authz-server/src/cli/args.js";
+import { FLAGS, parseArgs, parseCommand, USAGE } from "../../authz-server/src/cli/args.js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
@@ -114,6 +114,17 @@ spec:
     assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
   });
 
+  it("prints usage to stdout and exits 0 for --help; prints the version for --version", async () => {
+    const help = await finish(run(["--help"]));
+    assert.equal(help.code, 0, help.stderr);
+    assert.equal(help.stderr, "");
+    assert.match(help.stdout, /^usage: authz-server --policy PATH/);
+    assert.match(help.stdout, /--grpc-addr HOST:PORT .*env MESHWARD_GRPC_ADDR/);
+    const version = await finish(run(["--version"]));
+    assert.equal(version.code, 0, version.stderr);
+    assert.match(version.stdout, /^authz-server [0-9]+\.[0-9]+\.[0-9]+\n$/);
+  });
+
   it("exits 2 naming an unknown flag", async () => {
     const unknown = await finish(run(["--policy", "examples/policy.yaml", "--grpc-port", "1"]));
     assert.equal(unknown.code, 2);
@@ -121,7 +132,8 @@ spec:
   });
 
   it("starts on the example policy, prints its addresses, serves health and exits 0 on SIGTERM", async () => {
-    const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info"]);
+    // The listeners come from the environment: MESHWARD_GRPC_ADDR / MESHWARD_HTTP_ADDR are honoured.
+    const child = run(["--policy", "examples/policy.yaml", "--log-level", "info"], { MESHWARD_GRPC_ADDR: "127.0.0.1:0", MESHWARD_HTTP_ADDR: "127.0.0.1:0" });
     const done = finish(child, 45_000);
     const line = await waitForLine(child, (l) => typeof l.grpc === "string" && /listening/.test(l.msg), 40_000);
     assert.match(line.msg, /^authz-server listening: gRPC 127\.0\.0\.1:[1-9][0-9]* .*HTTP 127\.0\.0\.1:[1-9][0-9]*/);
@@ -170,10 +182,49 @@ describe("authz-server flags", () => {
     [["--policy", "p", "--grpc-addr", "9191"], "flag '--grpc-addr': invalid address '9191' (expected HOST:PORT)"],
     [["--policy", "p", "--http-addr", "h:70000"], "flag '--http-addr': invalid address 'h:70000' (expected HOST:PORT)"],
     [["--policy", "p", "--log-level", "loud"], "flag '--log-level': unknown level 'loud'"],
-    [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis:// or rediss:// URL"],
-    [["--policy", "p", "--redis", "http://user:s3cret@r:6379"], "flag '--redis': 'http://***@r:6379' is not a redis:// or rediss:// URL"],
+    [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis://, rediss:// or redis+cluster:// URL"],
+    [["--policy", "p", "--redis", "http://user:s3cret@r:6379"], "flag '--redis': 'http://***@r:6379' is not a redis://, rediss:// or redis+cluster:// URL"],
+    [["--policy", "p", "--otlp-endpoint", "collector:4318"], "flag '--otlp-endpoint': 'collector:4318' is not an http:// or https:// URL"],
+    [["--policy", "p", "--help=yes"], "flag '--help' takes no value"],
+    [["--policy", "p", "-h"], "unknown flag '-h'"],
     [["policy.yaml"], "unknown flag 'policy.yaml'"],
   ];
+  it("honours every flag's environment variable, and a flag wins over its variable", () => {
+    const env = {
+      MESHWARD_POLICY: "env.yaml",
+      MESHWARD_GRPC_ADDR: "127.0.0.1:0",
+      MESHWARD_HTTP_ADDR: "127.0.0.1:0",
+      MESHWARD_REDIS: "redis+cluster://a:7000,b:7001",
+      MESHWARD_WORKERS: "3",
+      MESHWARD_LOG_LEVEL: "warn",
+      MESHWARD_ADMIN_ADDR: "127.0.0.1:0",
+      MESHWARD_ADMIN_TOKEN_FILE: "/run/secret",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+    };
+    assert.deepEqual(parseArgs([], env), {
+      policy: "env.yaml",
+      grpcAddr: "127.0.0.1:0",
+      httpAddr: "127.0.0.1:0",
+      redis: "redis+cluster://a:7000,b:7001",
+      workers: 3,
+      logLevel: "warn",
+      adminAddr: "127.0.0.1:0",
+      adminTokenFile: "/run/secret",
+      otlpEndpoint: "http://127.0.0.1:4318",
+    });
+    // Every flag that takes a value is covered above: a new flag without an env test fails here.
+    const valued = FLAGS.filter((f) => f.value).map((f) => f.env);
+    assert.deepEqual(valued.filter((e) => !(e! in env)), []);
+    assert.equal(parseArgs(["--grpc-addr", "127.0.0.1:1"], env).grpcAddr, "127.0.0.1:1");
+    assert.throws(() => parseArgs([], { ...env, MESHWARD_WORKERS: "many" }), { name: "UsageError", message: "MESHWARD_WORKERS: 'many' is not a whole number from 1 to 999" });
+  });
+
+  it("answers --help and --version instead of serving, whatever else is given", () => {
+    assert.deepEqual(parseCommand(["--help"], {}), { kind: "help" });
+    assert.deepEqual(parseCommand(["--policy", "p", "--version"], {}), { kind: "version" });
+    for (const f of FLAGS) assert.ok(USAGE.includes(`--${f.name}`), `usage lists --${f.name}`);
+  });
+
   for (const [argv, message] of bad) {
     it(`rejects ${JSON.stringify(argv)}: ${message}`, () => assert.throws(() => parseArgs(argv, {}), { name: "UsageError", message }));
   }
