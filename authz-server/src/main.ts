@@ -25,16 +25,18 @@ function readArgs(): ServerArgs {
 }
 
 const args = readArgs();
-// Validate the policy before loading the server modules, so a bad file fails fast (exit 1).
-const { loadPolicyFile } = await import("./policy/load-policy.js");
-const { PolicyInvalid } = await import("./errors.js");
-try {
-  loadPolicyFile(args.policy);
-} catch (err) {
-  if (!(err instanceof PolicyInvalid)) throw err;
-  process.stderr.write(`authz-server: ${err.message}\n`);
-  process.exit(1);
-}
 const { runPrimary, runWorker, fail } = await import("./cli/serve.js");
-if (cluster.isPrimary && args.workers > 1) runPrimary(args);
-else runWorker(args).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), 1));
+if (cluster.isPrimary && args.workers > 1) {
+  // The primary validates the policy before forking, so a bad file fails once, naming file, path and problem.
+  const { loadPolicyFile } = await import("./policy/load-policy.js");
+  const { PolicyInvalid } = await import("./errors.js");
+  try {
+    loadPolicyFile(args.policy);
+  } catch (err) {
+    if (!(err instanceof PolicyInvalid)) throw err;
+    fail(err.message, 1);
+  }
+  runPrimary(args);
+} else {
+  runWorker(args).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), 1));
+}

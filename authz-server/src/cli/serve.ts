@@ -5,14 +5,9 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerArgs } from "./args.js";
 import { systemClock } from "../clock.js";
 import { AdminConfigInvalid } from "../admin/admin-config.js";
-import { startCredentialServices } from "../credentials/credential-services.js";
-import { jwksKeySourceFactory } from "../credentials/jwks.js";
 import { PolicyInvalid } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
-import { authzMetrics } from "../observability/metrics.js";
-import { PolicyHolder } from "../policy-holder.js";
-import { createQuotaService } from "../quota/index.js";
-import { createAuthzServer } from "../server.js";
+import { wireProcess, type WiredProcess } from "../wiring.js";
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -25,34 +20,31 @@ export async function runWorker(args: ServerArgs): Promise<void> {
   const logger = createLogger(args.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshward_authz_" });
-  const metrics = authzMetrics(registry);
-  const services = await startCredentialServices({ logger, workers: args.workers, ...(args.redis ? { redisUrl: args.redis } : {}), ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}), ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}) }).catch((err: unknown) => {
-    if (err instanceof AdminConfigInvalid) fail(err.message, 2);
-    throw err;
-  });
-  const holder = new PolicyHolder({
-    file: args.policy,
-    clock: systemClock,
-    registry,
-    logger,
-    createKeySource: jwksKeySourceFactory,
-    credentialPlugins: services.plugins,
-    onTokenCache: (hit) => metrics.tokenCache.inc({ result: hit ? "hit" : "miss" }),
-  });
-  let runtime;
+  let wired: WiredProcess;
   try {
-    runtime = holder.load();
+    wired = await wireProcess({
+      policyFile: args.policy,
+      grpcAddr: args.grpcAddr,
+      httpAddr: args.httpAddr,
+      workers: args.workers,
+      ...(args.redis ? { redisUrl: args.redis } : {}),
+      ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}),
+      ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}),
+      logger,
+      registry,
+      clock: systemClock,
+    });
   } catch (err) {
+    if (err instanceof AdminConfigInvalid) fail(err.message, 2);
     if (err instanceof PolicyInvalid) fail(err.message, 1);
     throw err;
   }
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}) });
-  const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
-  const { grpcPort, httpPort } = await server.start();
+  const { holder } = wired;
+  const { grpcPort, httpPort } = await wired.start();
   holder.watch();
   const grpcAt = `${args.grpcAddr.replace(/:[0-9]+$/, "")}:${grpcPort}`;
   const httpAt = `${args.httpAddr.replace(/:[0-9]+$/, "")}:${httpPort}`;
-  logger.info({ grpc: grpcAt, http: httpAt, policy: args.policy, version: runtime.policy.version, pid: process.pid }, `authz-server listening: gRPC ${grpcAt} (ext_authz, health, rate limit), HTTP ${httpAt} (/healthz /readyz /metrics /v1/quota/lease)`);
+  logger.info({ grpc: grpcAt, http: httpAt, policy: args.policy, version: holder.current?.policy.version, pid: process.pid }, `authz-server listening: gRPC ${grpcAt} (ext_authz, health, rate limit), HTTP ${httpAt} (/healthz /readyz /metrics /v1/quota/lease)`);
   logger.flush();
   setInterval(() => logger.flush(), 1000).unref();
   if (cluster.isWorker) process.send?.({ type: "listening", grpc: grpcAt, http: httpAt });
@@ -66,13 +58,10 @@ export async function runWorker(args: ServerArgs): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: readiness off, draining in-flight checks");
-    server
+    void wired
       .stop(SHUTDOWN_GRACE_MS)
-      .then(() => Promise.all([quota.close(), services.close()]))
-      .finally(() => {
-        holder.close();
-        logger.flush(() => process.exit(0));
-      });
+      .catch((err: unknown) => logger.error({ err: String(err) }, "shutdown failed"))
+      .finally(() => logger.flush(() => process.exit(0)));
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
