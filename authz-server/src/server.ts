@@ -13,6 +13,7 @@ import { authorizationService, healthService, rateLimitService } from "./grpc/pr
 import type { CheckRequestObject } from "./attributes/from-check-request.js";
 import { logDecision } from "./observability/decision-log.js";
 import { authzMetrics } from "./observability/metrics.js";
+import { incomingTraceId, type CheckTracer } from "./observability/tracing.js";
 import { runPipeline } from "./pipeline.js";
 import type { PolicyHolder, Runtime } from "./policy-holder.js";
 import type { QuotaService } from "./quota/contract.js";
@@ -30,6 +31,8 @@ export interface AuthzServerDeps {
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
   readonly httpAddress?: string;
+  /** Records one span per Check (observability/tracing.ts); absent = tracing off. */
+  readonly tracer?: CheckTracer;
 }
 
 export interface AuthzServer {
@@ -41,7 +44,7 @@ export interface AuthzServer {
 }
 
 export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
-  const { holder, logger, registry, clock, quota } = deps;
+  const { holder, logger, registry, clock, quota, tracer } = deps;
   const metrics = authzMetrics(registry);
   const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator() };
   let draining = false;
@@ -66,17 +69,25 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     }
     inflight++;
     const started = process.hrtime.bigint();
+    const startMs = tracer ? performance.timeOrigin + performance.now() : 0;
     runPipeline(call.request, runtime, pipelineDeps).then(
       ({ attrs, decision, response }) => {
         inflight--;
         const us = Number(process.hrtime.bigint() - started) / 1000;
-        // Answer first: metrics and the decision log are not on the caller's critical path.
+        // Answer first: metrics, the span and the decision log are not on the caller's critical path.
         callback(null, response);
         const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
         counted(result, decision.reason).inc();
         timed(result).observe(us / 1e6);
         for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
-        logDecision(logger, decision, attrs, us, runtime.policy.version);
+        const traceparent = call.metadata.get("traceparent")[0] as string | undefined;
+        let ids;
+        if (tracer) ids = tracer.record({ startMs, metadata: traceMetadata(call.metadata, traceparent), attrs, decision, policyVersion: runtime.policy.version });
+        else {
+          const traceId = incomingTraceId(traceparent, attrs);
+          if (traceId) ids = { traceId };
+        }
+        logDecision(logger, decision, attrs, us, runtime.policy.version, ids);
       },
       (err: unknown) => {
         inflight--;
@@ -84,6 +95,7 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
         const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
         metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
         callback(null, renderCheckResponse(decision, runtime.policy));
+        tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });
       },
     );
   };
@@ -205,6 +217,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       httpServer = undefined;
     },
   };
+}
+
+function traceMetadata(md: grpc.Metadata, traceparent: string | undefined): { traceparent?: string; tracestate?: string } {
+  if (traceparent === undefined) return {};
+  const tracestate = md.get("tracestate")[0];
+  return typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

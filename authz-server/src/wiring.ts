@@ -15,6 +15,7 @@ import { jwksKeySourceFactory } from "./credentials/jwks.js";
 import { jwtPlugin } from "./credentials/jwt.js";
 import { MemoryRevocationStore, RedisRevocationStore, revocationPlugin, type RevocationStore } from "./credentials/revocation.js";
 import { authzMetrics } from "./observability/metrics.js";
+import type { CheckTracer } from "./observability/tracing.js";
 import type { CompiledPolicy } from "./policy/compiled.js";
 import { loadPolicyFile } from "./policy/load-policy.js";
 import { PolicyHolder } from "./policy-holder.js";
@@ -86,6 +87,8 @@ export interface ProcessOptions {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly clock: Clock;
+  /** One span per Check (observability/tracing.ts); absent = tracing off. */
+  readonly tracer?: CheckTracer;
 }
 
 export interface WiredProcess {
@@ -131,7 +134,7 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
     await stores.close();
     throw err;
   }
-  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr });
+  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}) });
   let admin: AdminServer | undefined;
   const wired: WiredProcess = {
     holder,
@@ -150,7 +153,7 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
       await server.stop(graceMs);
       await Promise.all([quota!.close(), admin?.close()]);
       holder!.close();
-      await stores.close();
+      await Promise.all([stores.close(), o.tracer?.shutdown().catch(() => undefined)]);
     },
   };
   return wired;

@@ -2,11 +2,12 @@
 // N workers sharing the ports (runPrimary). main.ts parses flags first so bad flags fail fast.
 import cluster from "node:cluster";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import type { ServerArgs } from "./args.js";
+import { version, type ServerArgs } from "./args.js";
 import { systemClock } from "../clock.js";
 import { AdminConfigInvalid } from "../admin/admin-config.js";
 import { PolicyInvalid } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
+import { createCheckTracer } from "../observability/tracing.js";
 import { wireProcess, type WiredProcess } from "../wiring.js";
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -20,6 +21,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
   const logger = createLogger(args.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "meshward_authz_" });
+  const tracer = args.otlpEndpoint ? createCheckTracer({ endpoint: args.otlpEndpoint, serviceVersion: version(), ...(process.env.OTEL_SERVICE_NAME ? { serviceName: process.env.OTEL_SERVICE_NAME } : {}) }) : undefined;
   let wired: WiredProcess;
   try {
     wired = await wireProcess({
@@ -33,6 +35,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
       logger,
       registry,
       clock: systemClock,
+      ...(tracer ? { tracer } : {}),
     });
   } catch (err) {
     if (err instanceof AdminConfigInvalid) fail(err.message, 2);
