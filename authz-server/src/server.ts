@@ -31,6 +31,8 @@ export interface AuthzServerDeps {
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
   readonly httpAddress?: string;
+  /** The /metrics text; default: this registry's (a --workers group passes the aggregated scrape). */
+  readonly scrape?: () => Promise<string>;
   /** Records one span per Check (observability/tracing.ts); absent = tracing off. */
   readonly tracer?: CheckTracer;
 }
@@ -151,7 +153,7 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       return send(res, r.ready ? 200 : 503, r);
     }
     if (path === "/metrics") {
-      const text = await registry.metrics();
+      const text = await (deps.scrape ?? (() => registry.metrics()))();
       res.writeHead(200, { "content-type": registry.contentType });
       res.end(text);
       return;

@@ -89,6 +89,8 @@ export interface ProcessOptions {
   readonly clock: Clock;
   /** One span per Check (observability/tracing.ts); absent = tracing off. */
   readonly tracer?: CheckTracer;
+  /** /metrics of a --workers group (observability/cluster-metrics.ts); default: `registry` alone. */
+  readonly scrape?: () => Promise<string>;
 }
 
 export interface WiredProcess {
@@ -134,7 +136,7 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
     await stores.close();
     throw err;
   }
-  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}) });
+  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}), ...(o.scrape ? { scrape: o.scrape } : {}) });
   let admin: AdminServer | undefined;
   const wired: WiredProcess = {
     holder,

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { get as httpGet } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { FLAGS, parseArgs, parseCommand, USAGE } from "../../authz-server/src/cli/args.js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
@@ -66,6 +67,31 @@ function healthCheck(target: string): Promise<string> {
       client.close();
       if (err) reject(err);
       else resolve(res.status);
+    }),
+  );
+}
+
+/** GET /metrics on a new connection (so the primary may hand it to either worker). */
+function scrape(http: string): Promise<string> {
+  const [host, port] = http.split(":");
+  return new Promise((resolve, reject) => {
+    const r = httpGet({ host, port: Number(port), path: "/metrics", agent: false }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
+    });
+    r.on("error", reject);
+  });
+}
+
+function anonymousCheck(target: string): Promise<void> {
+  const { Authorization } = grpcClients();
+  const client = new (Authorization as any)(target, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    client.Check({ attributes: { request: { http: { method: "GET", path: "/healthz", host: "api.example.com", headers: {} } } } }, { deadline: Date.now() + 10_000 }, (err: Error | null) => {
+      client.close();
+      if (err) reject(err);
+      else resolve();
     }),
   );
 }
@@ -145,11 +171,26 @@ spec:
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it("with --workers 2 forks workers that share the ports", async () => {
+  it("with --workers 2 forks workers that share the ports, and one scrape sees the whole group", async () => {
     const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--workers", "2"]);
     const done = finish(child, 55_000);
     const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
     assert.equal(await healthCheck(line.grpc), "SERVING");
+    // The primary announces the group once every worker listens; it hands new connections out round robin,
+    // so these Checks split over both workers and a scrape of one worker alone would count half of them.
+    const checks = 8;
+    for (let i = 0; i < checks; i++) await anonymousCheck(line.grpc);
+    for (let i = 0; i < 4; i++) {
+      const text = await scrape(line.http);
+      const total = [...text.matchAll(/^meshward_authz_decisions_total\{[^}]*\} ([0-9.]+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+      assert.equal(total, checks, `every scrape counts the decisions of both workers:\n${text}`);
+      assert.match(text, /^meshward_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+"\} 1$/m);
+      assert.match(text, /^meshward_authz_policy_info\{version="[^"]+"\} 1$/m, "one policy, not one per worker");
+      assert.match(text, /^nodejs_heap_size_used_bytes /m);
+      assert.match(text, /^process_cpu_seconds_total /m);
+      assert.doesNotMatch(text, /meshward_authz_(process|nodejs)_/);
+      assert.doesNotMatch(text, /meshward_authz_token_cache_total/);
+    }
     child.kill("SIGTERM");
     const r = await done;
     assert.equal(r.code, 0, r.stderr);

@@ -6,7 +6,9 @@ import { version, type ServerArgs } from "./args.js";
 import { systemClock } from "../clock.js";
 import { AdminConfigInvalid } from "../admin/admin-config.js";
 import { PolicyInvalid } from "../errors.js";
+import { groupScrape, serveGroupMetrics } from "../observability/cluster-metrics.js";
 import { createLogger } from "../observability/logger.js";
+import { authzMetrics } from "../observability/metrics.js";
 import { createCheckTracer } from "../observability/tracing.js";
 import { wireProcess, type WiredProcess } from "../wiring.js";
 
@@ -20,7 +22,10 @@ export function fail(message: string, code: number): never {
 export async function runWorker(args: ServerArgs): Promise<void> {
   const logger = createLogger(args.logLevel);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "meshward_authz_" });
+  // Process and runtime metrics under their usual names (process_*, nodejs_*), as every Node exporter has them.
+  collectDefaultMetrics({ register: registry });
+  authzMetrics(registry).buildInfo.set({ version: version() }, 1);
+  const scrape = cluster.isWorker ? groupScrape(registry) : undefined;
   const tracer = args.otlpEndpoint ? createCheckTracer({ endpoint: args.otlpEndpoint, serviceVersion: version(), ...(process.env.OTEL_SERVICE_NAME ? { serviceName: process.env.OTEL_SERVICE_NAME } : {}) }) : undefined;
   let wired: WiredProcess;
   try {
@@ -36,6 +41,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
       registry,
       clock: systemClock,
       ...(tracer ? { tracer } : {}),
+      ...(scrape ? { scrape } : {}),
     });
   } catch (err) {
     if (err instanceof AdminConfigInvalid) fail(err.message, 2);
@@ -73,12 +79,15 @@ export async function runWorker(args: ServerArgs): Promise<void> {
 export function runPrimary(args: ServerArgs): void {
   const logger = createLogger(args.logLevel);
   let stopping = false;
+  serveGroupMetrics();
   const fork = () => cluster.fork();
   for (let i = 0; i < args.workers; i++) fork();
   let announced = false;
+  let listening = 0;
   setInterval(() => logger.flush(), 1000).unref();
   cluster.on("message", (_worker, msg: { type?: string; grpc?: string; http?: string }) => {
-    if (msg?.type === "listening" && !announced) {
+    // Announced once the whole group listens (a restarted worker is not announced again).
+    if (msg?.type === "listening" && !announced && ++listening === args.workers) {
       announced = true;
       logger.info({ workers: args.workers, grpc: msg.grpc, http: msg.http }, `authz-server: ${args.workers} workers on gRPC ${msg.grpc}, HTTP ${msg.http}`);
       logger.flush();
