@@ -118,16 +118,37 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     return h;
   };
 
-  const servingStatus = () => (holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  // grpc.health.v1: "" is the whole server; each service it serves answers for itself, others are unknown.
+  const services = new Set(["", "envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", ...(quota ? ["envoy.service.ratelimit.v3.RateLimitService"] : [])]);
+  const servingStatus = (service: string) => (!services.has(service) ? "SERVICE_UNKNOWN" : holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  const lastSent = new Map<grpc.ServerWritableStream<object, object>, string>();
+  /** Pushes the status to every Watch stream whose status changed (policy loaded, drain started). */
+  const notifyWatchers = () => {
+    for (const call of watchers) {
+      const service = (call.request as { service?: string }).service ?? "";
+      const status = servingStatus(service);
+      if (lastSent.get(call) === status) continue;
+      lastSent.set(call, status);
+      call.write({ status });
+    }
+  };
   const health = {
-    Check: (_call: unknown, callback: grpc.sendUnaryData<object>) => callback(null, { status: servingStatus() }),
+    Check: (call: grpc.ServerUnaryCall<{ service?: string }, object>, callback: grpc.sendUnaryData<object>) => {
+      const service = call.request.service ?? "";
+      if (!services.has(service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service.slice(0, 200)}'` });
+      else callback(null, { status: servingStatus(service) });
+    },
     Watch: (call: grpc.ServerWritableStream<object, object>) => {
-      // Sends the current status; the stream stays open until the client cancels or the server stops.
-      call.write({ status: servingStatus() });
+      // Sends the current status, then every change, until the client cancels or the server has drained.
       watchers.add(call);
-      call.on("cancelled", () => watchers.delete(call));
+      notifyWatchers();
+      call.on("cancelled", () => {
+        watchers.delete(call);
+        lastSent.delete(call);
+      });
     },
   };
+  holder.onChange(() => notifyWatchers());
 
   async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
     const checks: Record<string, string> = {};
@@ -195,10 +216,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     },
     async stop(graceMs = 10_000) {
       draining = true;
-      for (const w of watchers) w.end();
-      watchers.clear();
+      notifyWatchers();
       const deadline = Date.now() + graceMs;
       while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const w of watchers) w.end();
+      watchers.clear();
+      lastSent.clear();
       await Promise.all([
         new Promise<void>((resolve) => {
           if (!grpcServer) return resolve();
