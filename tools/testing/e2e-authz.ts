@@ -95,14 +95,14 @@ spec:
 `;
 }
 
-/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. */
-export async function startAuthz(dir: string, policyText: string): Promise<RunningAuthz> {
+/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. Quota in memory, or on `redisUrl`. */
+export async function startAuthz(dir: string, policyText: string, opts: { redisUrl?: string } = {}): Promise<RunningAuthz> {
   const file = join(dir, "policy.yaml");
   writeFileSync(file, policyText);
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const registry = new Registry();
-  const wired = await wireProcess({ policyFile: file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger, registry, clock: systemClock });
+  const wired = await wireProcess({ policyFile: file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger, registry, clock: systemClock, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
   const { grpcPort, httpPort } = await wired.start();
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,

@@ -24,7 +24,7 @@ export const ENVOY_PROTO_FILES = ["envoy/service/auth/v3/external_auth.proto", "
 /** Generated at build time next to the compiled module (dist/grpc/envoy-protos.json); absent in src/. */
 export const DESCRIPTOR_URL = new URL("./envoy-protos.json", import.meta.url);
 
-/** Include directories of the Envoy API protos shipped in @grpc/grpc-js-xds (a devDependency). */
+/** Include folders for Envoy's API protos as @grpc/grpc-js-xds (a devDependency) ships them (the one place that knows where). */
 export function envoyProtoDirs(): string[] {
   const root = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   return ["envoy-api", "googleapis", "protoc-gen-validate", "xds"].map((d) => join(root, d));
