@@ -255,14 +255,16 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
   return out;
 }
 
-/** Kustomization `resources` must exist next to the kustomization file. */
+/** Kustomization and Component `resources` and `components` must exist next to the kustomization file. */
 export function checkKustomization(m: ManifestDoc): Problem[] {
   const out: Problem[] = [];
-  arr(m.doc["resources"]).forEach((r, i) => {
-    if (typeof r !== "string" || /^[a-z]+:\/\//.test(r)) return;
-    const full = join(dirname(m.file), r);
-    if (!existsSync(full)) out.push({ file: m.file, path: at(m, `resources[${i}]`), code: "ERR_CROSS_RESOURCE_MISSING", message: `resource ${r} does not exist` });
-  });
+  for (const key of ["resources", "components"] as const) {
+    arr(m.doc[key]).forEach((r, i) => {
+      if (typeof r !== "string" || /^[a-z]+:\/\//.test(r)) return;
+      const full = join(dirname(m.file), r);
+      if (!existsSync(full)) out.push({ file: m.file, path: at(m, `${key}[${i}]`), code: "ERR_CROSS_RESOURCE_MISSING", message: `${key === "resources" ? "resource" : "component"} ${r} does not exist` });
+    });
+  }
   return out;
 }
 
