@@ -249,7 +249,7 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     }
     const sha = str(get(wp.doc, "spec", "sha256"));
     if (sha !== undefined && /^0{64}$/.test(sha)) {
-      problem(wp, "spec.sha256", "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: set the pushed image's digest before deploying", "warning");
+      problem(wp, "spec.sha256", "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: after pushing the image, run `npm run pin-wasm-digests` before deploying", "warning");
     }
   }
   return out;
