@@ -20,6 +20,7 @@ import type { CompiledPolicy } from "./policy/compiled.js";
 import { loadPolicyFile } from "./policy/load-policy.js";
 import { PolicyHolder } from "./policy-holder.js";
 import { createQuotaService, type QuotaService } from "./quota/index.js";
+import { CacheEpoch } from "./response/cache-epoch.js";
 import { createAuthzServer, type AuthzServer } from "./server.js";
 import { createRedisClient, waitReady, type RedisClient } from "./stores/redis-client.js";
 
@@ -136,7 +137,10 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
     await stores.close();
     throw err;
   }
-  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}), ...(o.scrape ? { scrape: o.scrape } : {}) });
+  // The decision-cache epoch follows the policy version (server.ts) and the revocation list (here).
+  const cacheEpoch = new CacheEpoch();
+  stores.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
+  const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, cacheEpoch, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}), ...(o.scrape ? { scrape: o.scrape } : {}) });
   let admin: AdminServer | undefined;
   const wired: WiredProcess = {
     holder,

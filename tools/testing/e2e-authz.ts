@@ -8,6 +8,8 @@ import { SignJWT, exportJWK } from "jose";
 import { Registry } from "prom-client";
 import { systemClock } from "../../authz-server/src/clock.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
+import type { RevocationStore } from "../../authz-server/src/credentials/revocation.js";
+import type { PolicyHolder } from "../../authz-server/src/policy-holder.js";
 import { wireProcess } from "../../authz-server/src/wiring.js";
 
 export const ISSUER = "https://idp.e2e.meshward.test/";
@@ -22,6 +24,8 @@ export interface RunningAuthz {
   readonly grpcAddress: string;
   readonly httpAddress: string;
   readonly logs: Record<string, unknown>[];
+  readonly holder: PolicyHolder;
+  readonly revocations: RevocationStore;
   stop(): Promise<void>;
 }
 
@@ -108,6 +112,8 @@ export async function startAuthz(dir: string, policyText: string, opts: { redisU
     grpcAddress: `127.0.0.1:${grpcPort}`,
     httpAddress: `127.0.0.1:${httpPort}`,
     logs,
+    holder: wired.holder,
+    revocations: wired.stores.revocations,
     async stop() {
       await wired.stop(100);
     },
