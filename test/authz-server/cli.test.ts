@@ -174,22 +174,27 @@ spec:
   it("with --workers 2 forks workers that share the ports, and one scrape sees the whole group", async () => {
     const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--workers", "2"]);
     const done = finish(child, 55_000);
-    const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
-    assert.equal(await healthCheck(line.grpc), "SERVING");
-    // The primary announces the group once every worker listens; it hands new connections out round robin,
-    // so these Checks split over both workers and a scrape of one worker alone would count half of them.
-    const checks = 8;
-    for (let i = 0; i < checks; i++) await anonymousCheck(line.grpc);
-    for (let i = 0; i < 4; i++) {
-      const text = await scrape(line.http);
-      const total = [...text.matchAll(/^meshward_authz_decisions_total\{[^}]*\} ([0-9.]+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
-      assert.equal(total, checks, `every scrape counts the decisions of both workers:\n${text}`);
-      assert.match(text, /^meshward_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+"\} 1$/m);
-      assert.match(text, /^meshward_authz_policy_info\{version="[^"]+"\} 1$/m, "one policy, not one per worker");
-      assert.match(text, /^nodejs_heap_size_used_bytes /m);
-      assert.match(text, /^process_cpu_seconds_total /m);
-      assert.doesNotMatch(text, /meshward_authz_(process|nodejs)_/);
-      assert.doesNotMatch(text, /meshward_authz_token_cache_total/);
+    try {
+      const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
+      assert.equal(await healthCheck(line.grpc), "SERVING");
+      // The primary announces the group once every worker listens; it hands new connections out round robin,
+      // so these Checks split over both workers and a scrape of one worker alone would count half of them.
+      const checks = 8;
+      for (let i = 0; i < checks; i++) await anonymousCheck(line.grpc);
+      for (let i = 0; i < 4; i++) {
+        const text = await scrape(line.http);
+        const total = [...text.matchAll(/^meshward_authz_decisions_total\{[^}]*\} ([0-9.]+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+        assert.equal(total, checks, `every scrape counts the decisions of both workers:\n${text}`);
+        assert.match(text, /^meshward_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+"\} 1$/m);
+        assert.match(text, /^meshward_authz_policy_info\{version="[^"]+"\} 1$/m, "one policy, not one per worker");
+        assert.match(text, /^nodejs_heap_size_used_bytes /m);
+        assert.match(text, /^process_cpu_seconds_total /m);
+        assert.doesNotMatch(text, /meshward_authz_(process|nodejs)_/);
+        assert.doesNotMatch(text, /meshward_authz_token_cache_total/);
+      }
+    } catch (err) {
+      child.kill("SIGKILL"); // never leave the group running when an assertion fails
+      throw err;
     }
     child.kill("SIGTERM");
     const r = await done;
