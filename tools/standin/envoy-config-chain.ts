@@ -4,14 +4,14 @@
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { parse as parseYaml } from "yaml";
 import type { HeadersStatus } from "./abi.js";
 import type { FilterChain, RequestSpec, StreamResult, Upstream, UpstreamRequest, UpstreamResponse } from "./filter-chain.js";
-import { HeaderMap } from "./header-map.js";
+import { HeaderMap, type HeaderInit } from "./header-map.js";
 import type { BodyBuffer, FilterCallbacks, HttpFilter, HttpFilterFactory, StreamInfo } from "./http-filter.js";
 import { fromByteString } from "./pairs.js";
 import type { ClusterSpec } from "./http-callout.js";
@@ -110,7 +110,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
         const config = tc["config"] as Obj;
         const vm = config["vm_config"] as Obj;
         const plugin = await opts.standIn.loadPlugin({
-          wasm: join(REPO_ROOT, vm["code"]["local"]["filename"]),
+          wasm: resolve(REPO_ROOT, vm["code"]["local"]["filename"]),
           rootId: config["root_id"],
           name: config["name"],
           vmId: vm["vm_id"],
@@ -173,7 +173,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
         workerIndex = worker;
       }
       chain ??= opts.standIn.chain(factories, upstream);
-      const result = await chain.run(req);
+      const result = await chain.run(req.headers === undefined ? req : { ...req, headers: codecHeaders(req.headers) });
       const info = perStream.get(result.stream.id) ?? {};
       perStream.delete(result.stream.id);
       return {
@@ -187,6 +187,19 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
       for (const c of closers) c();
     },
   };
+}
+
+/**
+ * Request headers as Envoy's HTTP/1 codec hands them to the filters: names lower-cased, leading and
+ * trailing whitespace (SP, HTAB) of each value removed (conformance case "header value with spaces").
+ */
+export function codecHeaders(init: HeaderInit): [string, string][] {
+  const pairs: [string, string][] = [];
+  const entries: [string, string | readonly string[]][] = Array.isArray(init) ? (init as [string, string][]) : Object.entries(init as Record<string, string | readonly string[]>);
+  for (const [k, v] of entries) {
+    for (const one of typeof v === "string" ? [v] : v) pairs.push([k.toLowerCase(), one.replace(/^[ \t]+|[ \t]+$/g, "")]);
+  }
+  return pairs;
 }
 
 /** Envoy's route matching for the subset our configs use: domains, prefix/path, header string matchers. */

@@ -58,7 +58,7 @@ export interface PluginOptions {
   canary?: boolean;
 }
 
-/** A plugin configuration Envoy would reject (link failure, or start/configure failure when fail-closed). */
+/** A plugin configuration Envoy would reject (compile, link, start or configure failure; with fail_open too). */
 export class PluginLoadError extends Error {
   constructor(readonly code: "ERR_WASM_LINK" | "ERR_WASM_START" | "ERR_WASM_COMPILE", message: string) {
     super(message);
@@ -213,8 +213,12 @@ export class Plugin {
       foreignFunctions: new Map(Object.entries({ ...builtinForeignFunctions, ...(options.foreignFunctions ?? {}) })),
       random: s.random, onLog: (e) => s.recordLog(e),
     };
+    // Envoy 1.40 refuses a plugin that fails to compile, link, start or configure at load time whatever
+    // fail_open says ("Unable to create Wasm plugin <name>"); fail_open only covers VMs failing later.
+    // The "old" profile keeps such a plugin, transparent (not checked against a real Envoy).
     const fail = (code: PluginLoadError["code"], reason: string): string => {
       if (!this.identity.failOpen) throw new PluginLoadError(code, `Plugin configured to fail closed failed to load: ${reason}`);
+      if (s.profile === "current") throw new PluginLoadError(code, `Unable to create Wasm plugin ${this.identity.name}: ${reason}`);
       return reason;
     };
     let loadError: string | undefined;
