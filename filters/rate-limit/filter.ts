@@ -6,7 +6,7 @@ import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-
 import * as imports from "@solo-io/proxy-runtime/imports";
 import { free } from "@solo-io/proxy-runtime/malloc";
 import {
-  HostStatus, LogLevel, MetricKind, SharedData, addResponseHeader, collectGarbage, continueRequest, defineMetric,
+  HostStatus, LogLevel, MemoryGauge, MetricKind, SharedData, addResponseHeader, collectGarbage, continueRequest, defineMetric,
   getProperty, getSharedData, incrementMetric, log, nowNanos, readBuffer, readPluginConfiguration, requestHeaderPairs,
   sendLocalResponse, setSharedData, setTickPeriodMilliseconds,
 } from "../lib/host";
@@ -46,6 +46,7 @@ const pool = new PoolState();
 const tokenScratch = new ArrayBuffer(8);
 const NO_HEADERS = new ArrayBuffer(0);
 let streams: u32 = 0;
+const memoryGauge = new MemoryGauge();
 let scratchApplies = new Array<bool>(0);
 let scratchFingerprints = new Array<u64>(0);
 let scratchSlots = new Array<u32>(0);
@@ -103,6 +104,7 @@ export class RateLimitRoot extends RootContext {
       return false;
     }
     this.metrics.define();
+    memoryGauge.define("rate_limit");
     if (config.hasGlobal) setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
     this.config = config;
     let mode = "enforce";
@@ -227,7 +229,10 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++streams % COLLECT_EVERY == 0) collectGarbage();
+    if (++streams % COLLECT_EVERY == 0) {
+      collectGarbage();
+      memoryGauge.report();
+    }
     // A limit keyed only on the client address needs no header map (one host call less per request).
     if (config.needsHeaders) view.reset(requestHeaderPairs());
     else view.reset(NO_HEADERS);
