@@ -7,7 +7,8 @@ export interface CaseSpec {
   readonly method?: string;
   /** Request path with query, as sent on the wire. */
   readonly path: string;
-  readonly headers?: Readonly<Record<string, string>>;
+  /** Request headers; an array sends the header once per value, in order. */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Body (sent with content-length). */
   readonly body?: string;
 }

@@ -131,7 +131,7 @@ function bootstrapOf(listeners: Obj[], endpoints: Readonly<Record<string, string
 
 const caseId = (suite: SuiteSpec, i: number) => `${suite.name}/${i}`;
 
-function requestHeaders(suite: SuiteSpec, c: CaseSpec, i: number): Record<string, string> {
+function requestHeaders(suite: SuiteSpec, c: CaseSpec, i: number): Record<string, string | readonly string[]> {
   return { host: "conformance.test", ...(c.headers ?? {}), [CASE_HEADER]: caseId(suite, i) };
 }
 
@@ -164,8 +164,8 @@ async function runStandIn(suite: SuiteSpec, configFile: string, loop: Loopback):
       const r = await chain.run({
         method: c.method ?? "GET",
         path: c.path,
-        authority: headers["host"],
-        headers: Object.entries(headers).filter(([k]) => k !== "host"),
+        authority: headers["host"] as string,
+        headers: Object.entries(headers).filter(([k]) => k !== "host").flatMap(([k, v]): [string, string][] => (typeof v === "string" ? [[k, v]] : v.map((one): [string, string] => [k, one]))),
         ...(c.body !== undefined ? { body: c.body } : {}),
         source: "127.0.0.1:40000",
         destination: "127.0.0.1:10000",
@@ -187,7 +187,7 @@ async function runStandIn(suite: SuiteSpec, configFile: string, loop: Loopback):
 // --- Envoy ---------------------------------------------------------------------------------------
 
 function send(port: number, suite: SuiteSpec, c: CaseSpec, i: number): Promise<{ status: number; headers: [string, string][]; body: string }> {
-  const headers: Record<string, string> = requestHeaders(suite, c, i);
+  const headers = requestHeaders(suite, c, i) as Record<string, string | string[]>;
   if (c.body !== undefined) headers["content-length"] = String(Buffer.byteLength(c.body));
   return new Promise((resolve, reject) => {
     // A new connection per request: with several workers Envoy spreads them over its worker threads.

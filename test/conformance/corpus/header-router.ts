@@ -2,7 +2,7 @@
 // sticky splits across workers, request header edits, and configurations Envoy must refuse.
 import type { CaseSpec, SuiteSpec } from "../../../tools/conformance/corpus.js";
 
-const get = (name: string, path: string, headers?: Record<string, string>, method?: string): CaseSpec => ({ name, path, ...(headers ? { headers } : {}), ...(method ? { method } : {}) });
+const get = (name: string, path: string, headers?: Record<string, string | string[]>, method?: string): CaseSpec => ({ name, path, ...(headers ? { headers } : {}), ...(method ? { method } : {}) });
 
 const MATCHING = {
   routeHeader: "x-route",
@@ -77,6 +77,21 @@ const matchingCases: CaseSpec[] = [
   get("HEAD request", "/x", { "x-user-tier": "beta" }, "HEAD"),
   get("percent-encoded path", "/api/b%20c/reviews"),
   get("two cookie headers", "/x", { cookie: "a=1, canary=1" }),
+  get("cookie header sent twice", "/x", { cookie: ["a=1", "canary=1"] }),
+  get("header sent twice: first value decides", "/x", { "x-user-tier": ["gold", "beta"] }),
+  get("header sent twice: beta first", "/x", { "x-user-tier": ["beta", "gold"] }),
+  get("client x-route sent twice is replaced", "/", { "x-route": ["v2", "v3"] }),
+  get("x-debug-route sent twice removed", "/", { "x-debug-route": ["a", "b"] }),
+  get("upper-case header name on the wire", "/x", { "X-User-Tier": "beta" }),
+  get("path with encoded slash", "/api/a%2Fb/reviews"),
+  get("path with dot segments", "/api/../api/x/reviews"),
+  get("path with double slash in glob", "/api/x//reviews"),
+  get("path with fragment-like %23", "/healthz%23x"),
+  get("OPTIONS on admin", "/admin/x", undefined, "OPTIONS"),
+  get("long header value", "/x", { "x-trace": `${"a".repeat(4000)}debug` }),
+  get("non-ASCII (latin1) header value", "/x", { "x-note": "caf\u00e9" }),
+  get("query with empty name", "/x?=3&v=3"),
+  get("query v=3 after fragment-like text", "/x?a=%26v%3D3"),
 ];
 
 const STICKY = (stickyOn: object) => ({

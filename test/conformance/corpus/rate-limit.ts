@@ -70,6 +70,18 @@ export const rateLimitSuites: SuiteSpec[] = [
     ],
   },
   {
+    name: "rl-methods-bodies",
+    module: "rate-limit",
+    configuration: { domain: "rl-methods-bodies", limits: [limit("one", [{ constant: "c" }], 1)] },
+    cases: [
+      { name: "POST with body passes", path: "/b", method: "POST", body: "payload" },
+      { name: "POST with body limited", path: "/b", method: "POST", body: "payload" },
+      req("HEAD limited: no body on the wire", "/h", undefined, "HEAD"),
+      req("DELETE limited", "/d", undefined, "DELETE"),
+      req("limited with query and fragment-like text", "/q?x=%23"),
+    ],
+  },
+  {
     name: "rl-dry-run",
     module: "rate-limit",
     configuration: { domain: "rl-dry-run", enforcement: "dryRun", limits: [limit("dry", [{ constant: "d" }], 1)] },
