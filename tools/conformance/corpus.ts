@@ -27,6 +27,8 @@ export interface SuiteSpec {
   readonly configuration: unknown;
   /** Envoy's (deprecated) `fail_open`; default fail closed. */
   readonly failOpen?: boolean;
+  /** Envoy 1.40's `failure_policy` (the successor of fail_open). */
+  readonly failurePolicy?: "FAIL_OPEN" | "FAIL_CLOSED" | "FAIL_RELOAD";
   /** Worker threads: 1 where the outcome depends on order, 4 where the case is about workers. */
   readonly concurrency?: 1 | 4;
   /** Quota server behaviour for the suite's lease calls (cluster `quota-<mode>`). */

@@ -104,6 +104,7 @@ async function listenerOf(suite: SuiteSpec): Promise<Obj> {
                   root_id: suite.rootId ?? suite.module.replace(/^fixture:.*/, "fixture"),
                   vm_config: { vm_id: `vm-${suite.name}`, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: await wasmFile(suite) } } },
                   ...(suite.failOpen ? { fail_open: true } : {}),
+                  ...(suite.failurePolicy ? { failure_policy: suite.failurePolicy } : {}),
                   configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: configuration },
                 },
               },

@@ -33,6 +33,14 @@ const typeOf = (any: unknown): string => {
   return typeof url === "string" ? url.slice(url.lastIndexOf("/") + 1) : "";
 };
 
+/** PluginConfig.failure_policy (Envoy 1.40); FAIL_RELOAD (VM reload) is not modelled. */
+function failurePolicyOf(config: Obj): { failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" } {
+  const p = config["failure_policy"];
+  if (p === undefined || p === "UNSPECIFIED") return {};
+  if (p === "FAIL_CLOSED" || p === "FAIL_OPEN") return { failurePolicy: p };
+  throw new Error(`failure_policy ${String(p)} is not modelled`);
+}
+
 /** Parses Envoy duration strings ("0.5s", "15s") into milliseconds. */
 function durationMs(d: unknown, fallback: number): number {
   if (typeof d !== "string") return fallback;
@@ -117,6 +125,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
           configuration: config["configuration"]["value"],
           workers: opts.workers ?? 1,
           failOpen: config["fail_open"] === true,
+          ...failurePolicyOf(config),
           clusters: wasmClusters,
         });
         plugins.push({ name: config["name"], rootId: config["root_id"], plugin });

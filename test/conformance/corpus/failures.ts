@@ -14,10 +14,13 @@ export const failureSuites: SuiteSpec[] = [
   { name: "fx-trap-open", module: "fixture:trap-request", configuration: "", failOpen: true, cases: three("trap, fail open") },
   { name: "fx-trap-closed-workers", module: "fixture:trap-request", configuration: "", concurrency: 4, cases: [...three("trap on 4 workers, fail closed"), ...three("trap on 4 workers, fail closed, again")] },
   { name: "fx-trap-open-workers", module: "fixture:trap-request", configuration: "", failOpen: true, concurrency: 4, cases: [...three("trap on 4 workers, fail open"), ...three("trap on 4 workers, fail open, again")] },
+  { name: "fx-trap-policy-open", module: "fixture:trap-request", configuration: "", failurePolicy: "FAIL_OPEN", cases: three("trap, failure_policy FAIL_OPEN") },
+  { name: "fx-trap-policy-closed", module: "fixture:trap-request", configuration: "", failurePolicy: "FAIL_CLOSED", cases: three("trap, failure_policy FAIL_CLOSED") },
   { name: "fx-trap-configure", module: "fixture:trap-configure", configuration: "", expectRejected: true, cases: [] },
   { name: "fx-trap-configure-open", module: "fixture:trap-configure", configuration: "", failOpen: true, expectRejected: true, cases: [] },
   { name: "fx-configure-false", module: "fixture:configure-false", configuration: "", expectRejected: true, cases: [] },
   { name: "fx-configure-false-open", module: "fixture:configure-false", configuration: "", failOpen: true, expectRejected: true, cases: [] },
+  { name: "fx-configure-false-policy-open", module: "fixture:configure-false", configuration: "", failurePolicy: "FAIL_OPEN", expectRejected: true, cases: [] },
   { name: "fx-link-missing", module: "fixture:link-missing", configuration: "", expectRejected: true, cases: [] },
   { name: "fx-link-missing-open", module: "fixture:link-missing", configuration: "", failOpen: true, expectRejected: true, cases: [] },
 ];
