@@ -124,6 +124,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
           vmId: vm["vm_id"],
           configuration: config["configuration"]["value"],
           workers: opts.workers ?? 1,
+          // Envoy 1.40: failure_policy replaces the deprecated fail_open; FAIL_OPEN is not the same (see PluginIdentity).
           failOpen: config["fail_open"] === true,
           ...failurePolicyOf(config),
           clusters: wasmClusters,
