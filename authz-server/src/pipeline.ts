@@ -2,7 +2,8 @@
 // attributes → size limits → credentials → identity → policy → decision → CheckResponse.
 import type { Clock } from "./clock.js";
 import { attributesFromCheckRequest, type CheckRequestObject } from "./attributes/from-check-request.js";
-import { RequestTooLarge } from "./errors.js";
+import { nonCanonicalPath } from "./attributes/canonical-path.js";
+import { RequestAmbiguous, RequestTooLarge, type AuthzError } from "./errors.js";
 import { resolveIdentity } from "./identity/resolve-identity.js";
 import type { Attributes, Decision } from "./model.js";
 import { evaluatePolicy } from "./policy/evaluate.js";
@@ -26,9 +27,9 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
   const id = deps.newId();
   const attrs = attributesFromCheckRequest(request);
 
-  const tooLarge = checkSize(attrs, policy.limits);
-  if (tooLarge) {
-    const decision = decideFromError(id, tooLarge, {});
+  const refused = checkSize(attrs, policy.limits) ?? checkUnambiguous(attrs);
+  if (refused) {
+    const decision = decideFromError(id, refused, {});
     return { attrs, decision, response: renderCheckResponse(decision, policy) };
   }
 
@@ -37,6 +38,13 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
   const verdict = evaluatePolicy(policy, { attrs, identity, credentialError: error, nowMs: deps.clock.now() });
   const decision = decideFromVerdict(id, verdict, identity);
   return { attrs, decision, response: renderCheckResponse(decision, policy) };
+}
+
+/** Never judge a request an upstream could read differently (docs/security.md, "Paths"). */
+function checkUnambiguous(attrs: Attributes): AuthzError | undefined {
+  const why = nonCanonicalPath(attrs.path);
+  if (why !== undefined) return new RequestAmbiguous("ERR_PATH_NOT_CANONICAL", "non_canonical_path", `path is not canonical: ${why}`);
+  return undefined;
 }
 
 function checkSize(attrs: Attributes, limits: Runtime["policy"]["limits"]): RequestTooLarge | undefined {

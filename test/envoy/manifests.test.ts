@@ -101,6 +101,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["header-router in a phase before the CUSTOM ext_authz", "header-router-phase", 'wasmplugin.yaml: spec.phase: header-router must run in phase STATS (after the CUSTOM ext_authz), not "AUTHN"'],
       ["a WasmPlugin pluginConfig our filter would reject", "plugin-config", "wasmplugin.yaml: spec.pluginConfig.limits[0].capacity: rate-limit: must be >= 1"],
       ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
+      ["mesh path normalisation that lets //admin past path rules", "path-normalization", "mesh-config.yaml: spec.meshConfig.pathNormalization.normalization: pathNormalization NONE lets //admin or /a/..;/admin past path rules; use DECODE_AND_MERGE_SLASHES (or MERGE_SLASHES)"],
       ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
     ];
     for (const [spec, dir, message] of cases) {

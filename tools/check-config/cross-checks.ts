@@ -110,6 +110,26 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
   };
   const providers = extensionProviders(docs, (m, message) => problem(m, "data.mesh", "ERR_CROSS_MESH_CONFIG_INVALID", message));
 
+  // Mesh path normalisation is stated and at least merges slashes (Istio's default BASE keeps `//`).
+  for (const m of docs.filter((d) => kindIs(d, "IstioOperator", "install.istio.io"))) {
+    if (get(m.doc, "spec", "meshConfig") === undefined) continue;
+    const normalization = str(get(m.doc, "spec", "meshConfig", "pathNormalization", "normalization"));
+    if (normalization === undefined) {
+      problem(m, "spec.meshConfig.pathNormalization", "ERR_CROSS_PATH_NORMALIZATION", "pathNormalization is not stated (Istio's default BASE keeps //); set normalization: DECODE_AND_MERGE_SLASHES", "warning");
+    } else if (normalization !== "MERGE_SLASHES" && normalization !== "DECODE_AND_MERGE_SLASHES") {
+      problem(m, "spec.meshConfig.pathNormalization.normalization", "ERR_CROSS_PATH_NORMALIZATION", `pathNormalization ${normalization} lets //admin or /a/..;/admin past path rules; use DECODE_AND_MERGE_SLASHES (or MERGE_SLASHES)`);
+    }
+  }
+  // ext_authz skipped on some paths also skips the removal of client-sent identity headers there.
+  for (const m of docs.filter((d) => kindIs(d, "AuthorizationPolicy", "security.istio.io"))) {
+    if (get(m.doc, "spec", "action") !== "CUSTOM") continue;
+    arr(get(m.doc, "spec", "rules")).forEach((r, ri) => arr(get(r, "to")).forEach((t, ti) => {
+      if (get(t, "operation", "notPaths") !== undefined) {
+        problem(m, `spec.rules[${ri}].to[${ti}].operation.notPaths`, "ERR_CROSS_AUTHZ_SKIPPED", "notPaths skip ext_authz, and with it the removal of client-sent identity headers, on those paths; let the policy answer them (allow: anonymous)", "warning");
+      }
+    }));
+  }
+
   // CUSTOM AuthorizationPolicy → extension provider.
   for (const m of docs.filter((d) => kindIs(d, "AuthorizationPolicy", "security.istio.io"))) {
     if (get(m.doc, "spec", "action") !== "CUSTOM") continue;

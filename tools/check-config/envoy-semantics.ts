@@ -151,6 +151,7 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
     }
   });
 
+  checkPathHandling(hcm, hcmPath, problem);
   if (routerAt !== filters.length - 1) {
     problem(childPath(hcmPath, filtersKey), "ERR_ENVOY_FILTER_ORDER", "the router filter must be the last HTTP filter");
   }
@@ -204,5 +205,25 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
         problem(rcPath, "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no Envoy route matching header ${header}: ${r}`);
       }
     }
+  }
+}
+
+const SAFE_ESCAPED_SLASHES = new Set(["REJECT_REQUEST", "UNESCAPE_AND_REDIRECT"]);
+
+/**
+ * What is authorised must be what is routed: ext_authz, the route table and the upstream must all see
+ * one canonical path and host, so a policy on `/admin/**` cannot be bypassed by `/public/../admin`.
+ */
+function checkPathHandling(hcm: Obj, hcmPath: string, problem: Report): void {
+  const missing: string[] = [];
+  if (field(hcm, "normalize_path") !== true) missing.push("normalize_path: true");
+  if (field(hcm, "merge_slashes") !== true) missing.push("merge_slashes: true");
+  const escaped = field(hcm, "path_with_escaped_slashes_action");
+  if (typeof escaped !== "string" || !SAFE_ESCAPED_SLASHES.has(escaped)) missing.push("path_with_escaped_slashes_action: REJECT_REQUEST (or UNESCAPE_AND_REDIRECT)");
+  if (missing.length) {
+    problem(hcmPath, "ERR_ENVOY_PATH_NOT_NORMALIZED", `the path is not normalised before ext_authz and routing (/public/../admin would be authorised as /public): set ${missing.join(", ")}`);
+  }
+  if (field(hcm, "strip_trailing_host_dot") !== true) {
+    problem(hcmPath, "ERR_ENVOY_HOST_NOT_NORMALIZED", "strip_trailing_host_dot is not true: api.example.com. and api.example.com are different hosts to host-scoped rules", "warning");
   }
 }

@@ -11,7 +11,7 @@ const GRPC_OK = 0;
 const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAVAILABLE = 14;
 
-const ERROR_NAMES: Record<number, string> = { 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 503: "unavailable" };
+const ERROR_NAMES: Record<number, string> = { 400: "bad_request", 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 503: "unavailable" };
 
 type HeaderOption = { header: { key: string; value: string }; appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" };
 
