@@ -63,7 +63,17 @@ export async function startCredentialServices(o: CredentialServicesOptions): Pro
   } else {
     revocations = new MemoryRevocationStore();
   }
+  // Provider names of the policy last built, for the admin API to refuse revocations that match nothing.
+  let providerNames: ReadonlySet<string> | undefined;
   const plugins: CredentialPlugin[] = [
+    {
+      name: "provider-names",
+      build(ctx) {
+        const p = ctx.policy.providers;
+        providerNames = new Set([...(p.jwt ?? []), ...(p.introspection ?? []), ...(p.apiKeys ?? [])].map((x) => x.name));
+        return {};
+      },
+    },
     introspectionPlugin(sharedCache ? { sharedCache, env } : { env }),
     apiKeysPlugin(),
     revocationPlugin(revocations),
@@ -73,7 +83,7 @@ export async function startCredentialServices(o: CredentialServicesOptions): Pro
   let closing: Promise<void> | undefined;
   let adminAt: { host: string; port: number } | undefined;
   if (adminConfig) {
-    admin = createAdminServer({ store: revocations, token: adminConfig.token, log: o.logger });
+    admin = createAdminServer({ store: revocations, token: adminConfig.token, log: o.logger, knownProviders: () => providerNames });
     const { port } = await admin.listen(adminConfig.host, adminConfig.port);
     adminAt = { host: adminConfig.host, port };
     o.logger.info({ admin: `${adminConfig.host}:${port}` }, "admin listener: /v1/revocations");
