@@ -59,10 +59,13 @@ describe("Kubernetes and Istio manifests", function () {
       assert.deepEqual(shipped.filter(isError).map((p) => formatProblem(p)), []);
     });
 
-    it("the only warnings on the shipped tree are the placeholder image digests (and wasm files not built yet)", function () {
+    it("the only warnings on the shipped tree are the placeholder image digests and the deliberate x-canary opt-in (and wasm files not built yet)", function () {
       const warnings = shipped.filter((p) => !isError(p) && p.code !== "ERR_ENVOY_WASM_MISSING");
       assert.ok(warnings.length > 0);
-      assert.deepEqual([...new Set(warnings.map((w) => w.code))], ["ERR_CROSS_PLACEHOLDER_DIGEST"]);
+      assert.deepEqual([...new Set(warnings.map((w) => w.code))], ["ERR_CROSS_PLACEHOLDER_DIGEST", "ERR_CROSS_HEADER_NOT_IDENTITY"]);
+      // Mesh callers may ask for the canary with x-canary: a client choice on purpose, flagged and kept.
+      const clientChosen = new Set(warnings.filter((w) => w.code === "ERR_CROSS_HEADER_NOT_IDENTITY").map((w) => /"([^"]+)"/.exec(w.message)?.[1]));
+      assert.deepEqual([...clientChosen], ["x-canary"]);
     });
   });
 
@@ -109,6 +112,18 @@ describe("Kubernetes and Istio manifests", function () {
         assert.deepEqual(errorsOf([fixture(`cross/${dir}`)]), [message]);
       });
     }
+
+    it("flags each header a filter routes or limits on that no policy lists as an identity header", function () {
+      const flagged = checkPaths([fixture("cross/header-not-identity")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_HEADER_NOT_IDENTITY");
+      const tail = "which no checked policy lists as an identity header (spec.response.identityHeaders, subjectHeader, rolesHeader, claimsToHeaders): any client can set it";
+      assert.deepEqual(flagged.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), [
+        `wasmplugin.yaml: doc[0].spec.pluginConfig.rules[0].match.headers[0].name: warning: header-router routes on "x-user-tier", ${tail}`,
+        `wasmplugin.yaml: doc[1].spec.pluginConfig.limits[0].key[0].header: warning: rate-limit limits on "x-user-id", ${tail}`,
+      ]);
+      // The shipped policies declare every header the shipped edge filters key on.
+      const shipped = checkPaths([repo("envoy/local"), repo("envoy/k8s")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_HEADER_NOT_IDENTITY");
+      assert.deepEqual(shipped.map((p) => p.message.split(",")[0]), ['header-router routes on "x-canary"']);
+    });
 
     it("reports an invalid policy embedded in a ConfigMap with the policy loader's path", function () {
       const bad = checkPaths([fixture("policy-configmap-invalid.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);

@@ -76,6 +76,12 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
   const globalLimits: { file: string; path: string; domain: string; name: string }[] = [];
   const policyLimits = new Set<string>();
   let policies = 0;
+  /** Request headers the filters route or limit on, and the identity headers the policies declare. */
+  const keyedHeaders: { file: string; path: string; plugin: string; header: string }[] = [];
+  const identityHeaders = new Set<string>();
+  const collectHeaders = (file: string, path: string, plugin: string, config: Record<string, unknown> | undefined): void => {
+    for (const k of filterKeyedHeaders(plugin, config)) keyedHeaders.push({ file, path: childPath(path, k.path), plugin, header: k.header });
+  };
   const collectGlobal = (file: string, path: string, config: Record<string, unknown> | undefined): void => {
     const domain = config?.["domain"];
     const limits = (config?.["limits"] ?? []) as { name: string; global?: unknown }[];
@@ -90,6 +96,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     if (found.some(isError)) return;
     const onPlugin = (u: WasmFilterUse): void => {
       if (u.plugin === "rate-limit") collectGlobal(file, u.configPath ?? u.path, u.config);
+      collectHeaders(file, u.configPath ?? u.path, u.plugin, u.config);
     };
     problems.push(...checkEnvoySemantics(value, file, base, { baseDir, checkLocalFiles, onPlugin }));
   };
@@ -98,6 +105,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
       const policy = compilePolicyText(text, file);
       policies++;
       for (const l of policy.rateLimits) policyLimits.add(`${l.domain}/${l.name}`);
+      for (const h of policy.response.identityHeaders) identityHeaders.add(h);
       const jwt = (policy.document.spec.providers?.jwt ?? []) as readonly { name: string; audiences?: readonly string[] }[];
       jwt.forEach((p, i) => {
         if (p.audiences === undefined || p.audiences.length === 0) {
@@ -177,6 +185,9 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     if (m.doc["kind"] === "WasmPlugin" && spec?.["pluginName"] === "rate-limit") {
       collectGlobal(m.file, childPath(m.base, "spec.pluginConfig"), spec["pluginConfig"] as Record<string, unknown> | undefined);
     }
+    if (m.doc["kind"] === "WasmPlugin" && (spec?.["pluginName"] === "rate-limit" || spec?.["pluginName"] === "header-router")) {
+      collectHeaders(m.file, childPath(m.base, "spec.pluginConfig"), String(spec["pluginName"]), spec["pluginConfig"] as Record<string, unknown> | undefined);
+    }
   }
   if (policies > 0) {
     for (const g of globalLimits) {
@@ -185,7 +196,40 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
       }
     }
   }
+  if (policies > 0) {
+    // A filter keyed on a header no policy strips keys on whatever the client sends (issue 12, item 2).
+    for (const k of keyedHeaders) {
+      if (identityHeaders.has(k.header)) continue;
+      const verb = k.plugin === "rate-limit" ? "limits on" : "routes on";
+      problems.push({ file: k.file, path: k.path, code: "ERR_CROSS_HEADER_NOT_IDENTITY", severity: "warning", message: `${k.plugin} ${verb} "${k.header}", which no checked policy lists as an identity header (spec.response.identityHeaders, subjectHeader, rolesHeader, claimsToHeaders): any client can set it` });
+    }
+  }
   return { files, problems };
+}
+
+/** The request headers a plugin configuration keys on: header matchers, sticky split keys, limit keys. */
+function filterKeyedHeaders(plugin: string, config: Record<string, unknown> | undefined): { path: string; header: string }[] {
+  const out: { path: string; header: string }[] = [];
+  const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null) : []);
+  const name = (v: unknown): string | undefined => (typeof v === "string" ? v.toLowerCase() : undefined);
+  if (plugin === "header-router") {
+    list(config?.["rules"]).forEach((r, i) => {
+      list((r["match"] as Record<string, unknown> | undefined)?.["headers"]).forEach((h, j) => {
+        const n = name(h["name"]);
+        if (n) out.push({ path: `rules[${i}].match.headers[${j}].name`, header: n });
+      });
+      const sticky = name(((r["split"] as Record<string, unknown> | undefined)?.["stickyOn"] as Record<string, unknown> | undefined)?.["header"]);
+      if (sticky) out.push({ path: `rules[${i}].split.stickyOn.header`, header: sticky });
+    });
+  } else {
+    list(config?.["limits"]).forEach((l, i) => {
+      list(l["key"]).forEach((k, j) => {
+        const n = name(k["header"]);
+        if (n) out.push({ path: `limits[${i}].key[${j}].header`, header: n });
+      });
+    });
+  }
+  return out;
 }
 
 type DocKind = "envoy" | "policy" | "jwks" | "header-router" | "rate-limit" | "manifest" | undefined;
