@@ -1,8 +1,9 @@
 // The admin HTTP listener (separate from the public one, off by default): manages the revocation list
 // behind a bearer secret. POST/DELETE/GET /v1/revocations.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createLimitedHttpServer } from "../http-limits.js";
 import { MAX_REVOCATION_VALUE_LENGTH, RevocationStoreUnavailable, type Revocation, type RevocationKind, type RevocationStore } from "../credentials/revocation.js";
 
 export interface AdminServerOptions {
@@ -92,9 +93,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   return {
     handler,
     listen(host, port) {
-      const s = createServer(handler);
-      s.requestTimeout = 10_000;
-      s.headersTimeout = 5_000;
+      const s = createLimitedHttpServer(handler);
       server = s;
       return new Promise((resolve, reject) => {
         s.once("error", reject);
