@@ -2,6 +2,7 @@
 // `npm run envoy [-- edge|sidecar]`: runs authz-server (envoy/local/policy.yaml), two echo upstreams
 // (app-v1 on 18081, app-v2 on 18082) and Envoy (ENVOY_BIN or `envoy` on PATH) with envoy/local/<name>.yaml.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -88,8 +89,11 @@ async function main() {
   process.on("SIGINT", () => stop(0));
   process.on("SIGTERM", () => stop(0));
 
+  // One fresh quota token per run: authz-server requires it, Envoy hands it to the rate-limit VMs.
+  const env = { ...process.env, MESHWARD_QUOTA_TOKEN: process.env.MESHWARD_QUOTA_TOKEN || randomBytes(24).toString("hex") };
   const authz = spawn(process.execPath, ["authz-server/dist/main.js", "--policy", "envoy/local/policy.yaml", "--grpc-addr", "127.0.0.1:9191", "--http-addr", "127.0.0.1:8181"], {
     cwd: ROOT,
+    env,
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(authz);
@@ -101,6 +105,7 @@ async function main() {
   // Envoy resolves the wasm filenames (filters/build/*.wasm) against its working directory: the repo root.
   const proxy = spawn(envoy, ["-c", CONFIGS[which], "--log-level", "warn", "--base-id", String(which === "edge" ? 7101 : 7102)], {
     cwd: ROOT,
+    env,
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(proxy);

@@ -8,7 +8,7 @@ import { free } from "@solo-io/proxy-runtime/malloc";
 import {
   HostStatus, LogLevel, MetricKind, SharedData, addResponseHeader, collectGarbage, continueRequest, defineMetric,
   getProperty, getSharedData, incrementMetric, log, nowNanos, readBuffer, readPluginConfiguration, requestHeaderPairs,
-  sendLocalResponse, setSharedData, setTickPeriodMilliseconds,
+  sendLocalResponse, setSharedData, setTickPeriodMilliseconds, vmEnvironment,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { ConfigParser, FailureMode, KeyKind, Limit, RateLimitConfig } from "./config";
@@ -94,6 +94,8 @@ export class RateLimitRoot extends RootContext {
   /** Streams of this VM paused on an empty global pool. */
   waiting: RateLimitStream[] = [];
   leases: Map<u32, LeaseCall> = new Map();
+  /** `Bearer <token>` for lease calls, from the VM environment (quota.tokenEnv); "" = none. */
+  quotaAuthorization: string = "";
 
   onConfigure(size: u32): bool {
     const parser = new ConfigParser();
@@ -103,6 +105,16 @@ export class RateLimitRoot extends RootContext {
       return false;
     }
     this.metrics.define();
+    if (config.quotaTokenEnv.length > 0) {
+      const token = vmEnvironment(config.quotaTokenEnv);
+      // A missing secret is deployment state, not a syntax error: leases go out unauthenticated, the
+      // quota service refuses them, and failureMode decides (the limiter stays on).
+      if (token === null || token.length == 0) {
+        log(LogLevel.Critical, PREFIX + "quota.tokenEnv: VM environment variable '" + config.quotaTokenEnv + "' is not set; leases will be refused");
+      } else {
+        this.quotaAuthorization = "Bearer " + token;
+      }
+    }
     if (config.hasGlobal) setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
     this.config = config;
     let mode = "enforce";
@@ -180,8 +192,11 @@ export class RateLimitRoot extends RootContext {
   sendLease(limit: Limit, slot: u32, fingerprint: u64, key: string, want: i64): bool {
     const config = changetype<RateLimitConfig>(this.config);
     const body = String.UTF8.encode(leaseRequestBody(config.domain, limit.name, key, want));
-    const headers = serializePairs([":method", ":path", ":authority", "content-type"],
-      ["POST", LEASE_PATH, config.quotaAuthority, "application/json"]);
+    const headers = this.quotaAuthorization.length > 0
+      ? serializePairs([":method", ":path", ":authority", "content-type", "authorization"],
+        ["POST", LEASE_PATH, config.quotaAuthority, "application/json", this.quotaAuthorization])
+      : serializePairs([":method", ":path", ":authority", "content-type"],
+        ["POST", LEASE_PATH, config.quotaAuthority, "application/json"]);
     const cluster = String.UTF8.encode(config.quotaCluster);
     const tokenPtr = changetype<usize>(tokenScratch);
     store<u32>(tokenPtr, 0);

@@ -114,6 +114,14 @@ spec:
     assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
   });
 
+  it("exits 2 naming the quota token file when the token is shorter than 16 characters", async () => {
+    const tokenFile = join(dir, "quota-token");
+    writeFileSync(tokenFile, "short\n");
+    const r = await finish(run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--quota-token-file", tokenFile]));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`^authz-server: --quota-token-file ${tokenFile}: the quota token must be at least 16 characters`));
+  });
+
   it("exits 2 naming an unknown flag", async () => {
     const unknown = await finish(run(["--policy", "examples/policy.yaml", "--grpc-port", "1"]));
     assert.equal(unknown.code, 2);
@@ -155,6 +163,8 @@ describe("authz-server flags", () => {
       redis: "redis://r:6379",
     });
     assert.equal(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_REDIS: "" }).redis, undefined, "an empty MESHWARD_REDIS means the in-memory store");
+    assert.equal(parseArgs(["--quota-token-file", "/run/t"], { MESHWARD_POLICY: "p.yaml" }).quotaTokenFile, "/run/t");
+    assert.equal(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_QUOTA_TOKEN_FILE: "/run/e" }).quotaTokenFile, "/run/e");
     const a = parseArgs(["--policy=x.yaml", "--grpc-addr", "[::1]:9000", "--workers", "4", "--log-level", "warn"], { MESHWARD_POLICY: "ignored.yaml" });
     assert.equal(a.policy, "x.yaml");
     assert.equal(a.grpcAddr, "[::1]:9000");

@@ -12,7 +12,7 @@ import { nonCanonicalPath } from "../../authz-server/src/attributes/canonical-pa
 import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { ROOT } from "../../tools/envoy/resolve.js";
-import { startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { pinVmEnvironment, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 const POLICY = `apiVersion: meshward.io/v1
@@ -107,7 +107,7 @@ function resolvedByUpstream(target: string): string {
   return posix.normalize(p).replace(/\/+/g, "/");
 }
 
-function edgeConfig(endpoints: Record<string, string>, normalise: boolean): unknown {
+function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Record<string, unknown> {
   const config = parseYaml(readFileSync(join(ROOT, "envoy/local/edge.yaml"), "utf8")) as any;
   config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: 0 };
   for (const c of config.static_resources.clusters) {
@@ -121,6 +121,7 @@ function edgeConfig(endpoints: Record<string, string>, normalise: boolean): unkn
     hcm.path_with_escaped_slashes_action = "KEEP_UNCHANGED";
     hcm.strip_trailing_host_dot = false;
   }
+  pinVmEnvironment(config);
   return config;
 }
 
@@ -210,7 +211,8 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
     };
     const honest = await upstreamOf({});
     assert.equal(honest.user, "bob");
-    for (const forged of [{ "x-user-tier": "beta" }, { "x-user-id": "alice" }, { "x-user-id": "alice", "x-user-tier": "beta" }]) {
+    const forgeries: Record<string, string>[] = [{ "x-user-tier": "beta" }, { "x-user-id": "alice" }, { "x-user-id": "alice", "x-user-tier": "beta" }];
+    for (const forged of forgeries) {
       assert.deepEqual(await upstreamOf(forged), honest, JSON.stringify(forged));
     }
     // The key's own tier claim does pick the beta route.
@@ -229,6 +231,18 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
       assert.notEqual(r.status, 200, host);
       assert.equal(received().length, from, `${host} reached the upstream`);
     }
+  });
+
+  it("leases quota with the token Envoy hands the rate-limit VM; the lease API refuses callers without it", async function () {
+    const metrics = async () => (await fetch(`http://${authz.httpAddress}/metrics`)).text();
+    const leases = (text: string, api: string) => Number(new RegExp(`^meshward_quota_leases_total\\{[^}]*api="${api}"[^}]*\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+    assert.equal((await raw(edgePort, "/api/orders/1", { "x-api-key": "bob-key" })).status, 200);
+    // The identity-keyed limit (/api/, x-user-id) leases from authz-server, in the background after its first request.
+    for (let i = 0; i < 50 && leases(await metrics(), "http") === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(leases(await metrics(), "http") > 0, `a lease was granted to the filter:\n${(await metrics()).split("\n").filter((l) => l.startsWith("meshward_quota")).join("\n")}`);
+    assert.ok(!/lease for limit 'per-user' failed: status 401/.test(edge!.log()), "the filter's leases were accepted");
+    const open = await fetch(`http://${authz.httpAddress}/v1/quota/lease`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ domain: "edge", limit: "per-user", key: "bob", want: 1000000 }) });
+    assert.equal(open.status, 401);
   });
 
   it("takes the caller's address from the connection, not from X-Forwarded-For (edge)", async function () {
@@ -257,6 +271,7 @@ describe("issue 12 on a real Envoy: the sidecar takes the caller's address from 
       const [host, p] = (endpoints[c.name] as string).split(":");
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
     }
+    pinVmEnvironment(config);
     sidecar = await startEnvoy({ bin, config, concurrency: 2 });
   });
 

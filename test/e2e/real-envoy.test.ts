@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { ROOT } from "../../tools/envoy/resolve.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { createIssuer, e2ePolicy, pinVmEnvironment, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 interface Reply {
@@ -52,6 +52,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
       const [host, p] = (endpoints[c.name] as string).split(":");
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
     }
+    pinVmEnvironment(config);
     envoy = await startEnvoy({ bin, config, concurrency: 4 });
     port = envoy.listenerPort("edge");
   });

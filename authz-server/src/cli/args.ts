@@ -10,6 +10,7 @@ export interface ServerArgs {
   readonly logLevel: string;
   readonly adminAddr?: string;
   readonly adminTokenFile?: string;
+  readonly quotaTokenFile?: string;
 }
 
 export class UsageError extends Error {
@@ -29,10 +30,11 @@ export const USAGE = `usage: authz-server --policy PATH [--grpc-addr HOST:PORT] 
   --workers N            N processes sharing the ports (default 1)
   --log-level LEVEL      fatal, error, warn, info, debug, trace or silent (default info)
   --admin-addr HOST:PORT admin listener for /v1/revocations (env MESHWARD_ADMIN_ADDR; default: disabled)
-  --admin-token-file PATH bearer secret of the admin listener (or env MESHWARD_ADMIN_TOKEN); required with --admin-addr`;
+  --admin-token-file PATH bearer secret of the admin listener (or env MESHWARD_ADMIN_TOKEN); required with --admin-addr
+  --quota-token-file PATH bearer token quota callers must send (or env MESHWARD_QUOTA_TOKEN; default: open, with a warning)`;
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
-const FLAGS = new Set(["--policy", "--grpc-addr", "--http-addr", "--redis", "--workers", "--log-level", "--admin-addr", "--admin-token-file"]);
+const FLAGS = new Set(["--policy", "--grpc-addr", "--http-addr", "--redis", "--workers", "--log-level", "--admin-addr", "--admin-token-file", "--quota-token-file"]);
 
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerArgs {
   const values = new Map<string, string>();
@@ -67,5 +69,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Serv
   if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError(`flag '--redis': '${redis.replace(/\/\/[^/@]*@/, "//***@")}' is not a redis:// or rediss:// URL`);
   const adminAddr = values.get("--admin-addr") ?? env.MESHWARD_ADMIN_ADDR;
   const adminTokenFile = values.get("--admin-token-file");
-  return { policy, grpcAddr, httpAddr, workers: Number(workersText), logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}) };
+  const quotaTokenFile = values.get("--quota-token-file") ?? (env.MESHWARD_QUOTA_TOKEN_FILE || undefined);
+  return { policy, grpcAddr, httpAddr, workers: Number(workersText), logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}), ...(quotaTokenFile ? { quotaTokenFile } : {}) };
 }

@@ -1,5 +1,6 @@
 // Runs authz-server for parsed arguments: one serving process (runWorker), or a primary that forks
 // N workers sharing the ports (runPrimary). main.ts parses flags first so bad flags fail fast.
+import { readFileSync } from "node:fs";
 import cluster from "node:cluster";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerArgs } from "./args.js";
@@ -11,6 +12,7 @@ import { PolicyInvalid } from "../errors.js";
 import { createLogger } from "../observability/logger.js";
 import { authzMetrics } from "../observability/metrics.js";
 import { PolicyHolder } from "../policy-holder.js";
+import { MIN_QUOTA_TOKEN_LENGTH } from "../quota/caller-auth.js";
 import { createQuotaService } from "../quota/index.js";
 import { createAuthzServer } from "../server.js";
 
@@ -19,6 +21,25 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export function fail(message: string, code: number): never {
   process.stderr.write(`authz-server: ${message}\n`);
   process.exit(code);
+}
+
+/** The quota bearer token from --quota-token-file (or MESHWARD_QUOTA_TOKEN_FILE) or MESHWARD_QUOTA_TOKEN; exits 2 when unusable. */
+export function quotaToken(args: ServerArgs, env: NodeJS.ProcessEnv): string | undefined {
+  let token: string | undefined;
+  let from = "MESHWARD_QUOTA_TOKEN";
+  if (args.quotaTokenFile !== undefined) {
+    from = `--quota-token-file ${args.quotaTokenFile}`;
+    try {
+      token = readFileSync(args.quotaTokenFile, "utf8").trim();
+    } catch (err) {
+      fail(`${from}: cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`, 2);
+    }
+    if (!token) fail(`${from}: the file is empty`, 2);
+  } else {
+    token = env.MESHWARD_QUOTA_TOKEN?.trim() || undefined;
+  }
+  if (token !== undefined && token.length < MIN_QUOTA_TOKEN_LENGTH) fail(`${from}: the quota token must be at least ${MIN_QUOTA_TOKEN_LENGTH} characters`, 2);
+  return token;
 }
 
 export async function runWorker(args: ServerArgs): Promise<void> {
@@ -46,7 +67,8 @@ export async function runWorker(args: ServerArgs): Promise<void> {
     if (err instanceof PolicyInvalid) fail(err.message, 1);
     throw err;
   }
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}) });
+  const token = quotaToken(args, process.env);
+  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}), ...(token ? { token } : {}) });
   const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
   const { grpcPort, httpPort } = await server.start();
   holder.watch();

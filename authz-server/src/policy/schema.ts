@@ -177,6 +177,7 @@ export const POLICY_SCHEMA = {
               name: str,
               capacity: { type: "integer", minimum: 1 },
               refillPerSecond: { type: "number", minimum: 0 },
+              maxLease: { type: "integer", minimum: 1 },
             },
           },
         },

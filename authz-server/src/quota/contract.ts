@@ -9,6 +9,16 @@ export interface RateLimitSpec {
   readonly name: string;
   readonly capacity: number;
   readonly refillPerSecond: number;
+  /** Most tokens one lease call is granted (default DEFAULT_MAX_LEASE). */
+  readonly maxLease?: number;
+}
+
+/** Default per-call grant cap: far above a filter's lease batch (tens), far below a drain. */
+export const DEFAULT_MAX_LEASE = 1000;
+
+/** Tokens one lease call may be granted for `spec`. */
+export function maxLeaseOf(spec: RateLimitSpec): number {
+  return spec.maxLease ?? DEFAULT_MAX_LEASE;
 }
 
 export interface QuotaService {
