@@ -51,6 +51,11 @@ describe("Envoy bootstrap validation against Envoy's protos", function () {
       "path-not-normalized.yaml",
       `F: ${HCM}: the path is not normalised before ext_authz and routing (/public/../admin would be authorised as /public): set normalize_path: true, path_with_escaped_slashes_action: REJECT_REQUEST (or UNESCAPE_AND_REDIRECT)`,
     ],
+    [
+      "a quota.tokenEnv the VM's environment does not provide",
+      "quota-token-env-missing.yaml",
+      `F: ${HCM}.http_filters[3].typed_config.config.vm_config.environment_variables: quota.tokenEnv "MESHWARD_QUOTA_TOKEN" is not among the VM's environment_variables (host_env_keys or key_values): the filter would lease without its token`,
+    ],
     ["an invalid plugin configuration inside the StringValue", "plugin-config-invalid.yaml", `F: ${HCM}.http_filters[0].typed_config.config.configuration.value.failureMode: rate-limit: must be one of "allow", "deny", "local"`],
   ];
   for (const [spec, file, message] of mistakes) {

@@ -148,6 +148,16 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
       if (quotaCluster !== undefined && !clusters.has(quotaCluster)) {
         problem(childPath(confPath, "value"), "ERR_ENVOY_UNKNOWN_CLUSTER", `rate-limit quota cluster "${quotaCluster}" is not defined in static_resources.${clustersKey}`);
       }
+      const tokenEnv = result.config ? (result.config["quota"] as { tokenEnv?: string } | undefined)?.tokenEnv : undefined;
+      if (quotaCluster !== undefined && tokenEnv === undefined) {
+        problem(childPath(confPath, "value"), "ERR_PLUGIN_QUOTA_NO_TOKEN", "rate-limit leases quota without a token (quota.tokenEnv): a quota service that requires one refuses the leases, one that does not lets anyone take quota", "warning");
+      } else if (tokenEnv !== undefined) {
+        const env = field(field(config, "vm_config"), "environment_variables");
+        const keys = [...list(field(env, "host_env_keys")), ...Object.keys((field(env, "key_values") as Obj | undefined) ?? {})];
+        if (!keys.includes(tokenEnv)) {
+          problem(childPath(cfgPath, "vm_config.environment_variables"), "ERR_PLUGIN_QUOTA_TOKEN_ENV", `quota.tokenEnv "${tokenEnv}" is not among the VM's environment_variables (host_env_keys or key_values): the filter would lease without its token`);
+        }
+      }
     }
   });
 
