@@ -45,6 +45,39 @@ describe("HTTP listener limits (real sockets)", function () {
     }
   });
 
+  it("closes 200 lease POSTs whose body trickles in within the request timeout plus one check interval", async () => {
+    const server = createLimitedHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.end("ok"));
+    }, { requestTimeoutMs: 1_000, headersTimeoutMs: 500, keepAliveTimeoutMs: 500, maxConnections: 1_000 });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const trickle = (): Promise<number> =>
+      new Promise((resolve) => {
+        const t0 = Date.now();
+        const s = connect(port, "127.0.0.1");
+        let timer: NodeJS.Timeout | undefined;
+        s.on("connect", () => {
+          s.write("POST /v1/quota/lease HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n");
+          timer = setInterval(() => s.destroyed || s.write("{"), 100);
+        });
+        const guard = setTimeout(() => s.destroy(), 10_000);
+        s.on("close", () => {
+          clearInterval(timer);
+          clearTimeout(guard);
+          resolve(Date.now() - t0);
+        });
+        s.on("error", () => undefined);
+      });
+    try {
+      const held = await Promise.all(Array.from({ length: 200 }, trickle));
+      const max = Math.max(...held);
+      assert.ok(max < 3_500, `longest trickling request held ${max} ms`);
+    } finally {
+      server.close();
+    }
+  });
+
   it("accepts no more than maxConnections sockets at once", async () => {
     const server = createLimitedHttpServer((_req, res) => res.end("ok"), { ...HTTP_LIMITS, maxConnections: 10 });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
