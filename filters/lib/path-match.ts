@@ -65,10 +65,54 @@ export function isCanonicalPath(path: string): bool {
       if (hi < 0 || lo < 0) return false;
       const b = hi * 16 + lo;
       if (isUnreservedByte(b) || b == 0x2f || b == 0x5c || b == 0x25 || b == 0x3b || b < 0x20 || b == 0x7f) return false;
+      if (b >= 0x80) {
+        const end = utf8SequenceEnd(path, i);
+        if (end < 0) return false;
+        i = end - 1;
+        continue;
+      }
       i += 2;
     }
   }
   return true;
+}
+
+function escapedByte(path: string, at: i32): i32 {
+  if (at + 2 >= path.length || path.charCodeAt(at) != 0x25) return -1;
+  const hi = hexValue(path.charCodeAt(at + 1));
+  const lo = hexValue(path.charCodeAt(at + 2));
+  if (hi < 0 || lo < 0) return -1;
+  return hi * 16 + lo;
+}
+
+/** End of the well-formed UTF-8 sequence of escapes starting at `at`, or -1 (no overlongs, surrogates, > U+10FFFF). */
+function utf8SequenceEnd(path: string, at: i32): i32 {
+  const b0 = escapedByte(path, at);
+  let n = 0;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 1;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 2;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 3;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return -1;
+  }
+  let pos = at + 3;
+  for (let k = 0; k < n; k++) {
+    const b = escapedByte(path, pos);
+    const min = k == 0 ? lo : 0x80;
+    const max = k == 0 ? hi : 0xbf;
+    if (b < min || b > max) return -1;
+    pos += 3;
+  }
+  return pos;
 }
 
 function hexValue(c: i32): i32 {

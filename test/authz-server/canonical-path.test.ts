@@ -37,6 +37,15 @@ export const PATH_CASES: readonly [string, boolean][] = [
   ["/a\tb", false],
   ["admin/users", false],
   ["/...", true],
+  ["/files/%C3%A9t%C3%A9", true],
+  ["/files/%F0%9F%98%80", true],
+  ["/public/..%c0%afadmin/users", false],
+  ["/public/%c0%ae%c0%ae/admin", false],
+  ["/files/%E2%82", false],
+  ["/files/%ED%A0%80", false],
+  ["/files/%F4%90%80%80", false],
+  ["/files/%80", false],
+  ["/files/%E2%82%AC%", false],
   ["/.well-known/openid-configuration", true],
 ];
 

@@ -62,6 +62,13 @@ export const ATTACK_PATHS = [
   "/public/../../../admin/users",
   "/public/..",
   "/api/public/../../admin/x",
+  "/public/..%00/admin/users",
+  "/public/%2e%2e;/admin/users",
+  "/public/.../admin/users",
+  "/public/./../admin/users",
+  "/public%2f..%2fadmin/users",
+  "/public/..%c0%afadmin/users",
+  "http://api.example.com/public/../admin/users",
 ];
 
 interface RawReply {
@@ -171,8 +178,8 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
       table.push(`| \`${path}\` | ${shipped.status}${shipped.reason ? ` ${shipped.reason}` : ""}${shipped.location ? ` → ${shipped.location}` : ""} | ${upstreamShipped.join(" ") || "–"} | ${off.status}${off.reason ? ` ${off.reason}` : ""} | ${upstreamOff.join(" ") || "–"} |`);
       assert.deepEqual(adminServed(before), [], `${path}: shipped ${JSON.stringify(shipped)}, normalisation off ${JSON.stringify(off)}`);
       // Served at all, it is served as exactly the canonical path authz-server judged.
-      for (const p of upstreamShipped) assert.equal(nonCanonicalPath(p.split("?")[0]!), undefined, `${path} reached the upstream as ${p}`);
-      assert.notEqual(off.status, 200, `${path} with Envoy's normalisation off`);
+      for (const p of [...upstreamShipped, ...upstreamOff]) assert.equal(nonCanonicalPath(p.split("?")[0]!), undefined, `${path} reached the upstream as ${p}`);
+      if (nonCanonicalPath(path.replace(/^http:\/\/[^/]+/, "")) !== undefined) assert.notEqual(off.status, 200, `${path} with Envoy's normalisation off`);
     }
   });
 
@@ -231,6 +238,21 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
       assert.notEqual(r.status, 200, host);
       assert.equal(received().length, from, `${host} reached the upstream`);
     }
+  });
+
+  it("applies the host rule to an absolute-form request target whose host differs from the Host header", async function () {
+    const from = received().length;
+    const r = await raw(edgePort, "http://internal.example.com/public/x");
+    table.push(`| absolute-form \`http://internal.example.com/public/x\` (Host: api.example.com) | ${r.status}${r.reason ? ` ${r.reason}` : ""} | ${received().slice(from).length ? "served" : "–"} | | |`);
+    assert.notEqual(r.status, 200);
+    assert.equal(received().length, from);
+  });
+
+  it("matches paths case-sensitively: /ADMIN is not /admin (docs/security.md: case-insensitive upstreams)", async function () {
+    const r = await raw(edgePort, "/public/../ADMIN/users");
+    table.push(`| \`/public/../ADMIN/users\` | ${r.status}${r.reason ? ` ${r.reason}` : ""} | | | |`);
+    assert.equal(r.status, 403);
+    assert.equal(r.reason, "no_matching_rule");
   });
 
   it("leases quota with the token Envoy hands the rate-limit VM; the lease API refuses callers without it", async function () {

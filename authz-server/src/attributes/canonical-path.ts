@@ -1,6 +1,7 @@
 // The path rule: the policy judges only paths that every upstream reads the same way. A path that a
 // decoder or resolver could turn into another path (dot segments, `//`, `\`, `;` parameters, escaped
-// unreserved characters, escaped `/` `\` `%` `;`, control bytes, bad escapes) is not canonical and denied.
+// unreserved characters, escaped `/` `\` `%` `;`, control bytes, bad escapes, escaped bytes that are
+// not well-formed UTF-8) is not canonical and denied.
 
 /** Why `path` (without query) is not canonical, or undefined when it is. "" (no path) and "*" are canonical. */
 export function nonCanonicalPath(path: string): string | undefined {
@@ -24,6 +25,13 @@ export function nonCanonicalPath(path: string): string | undefined {
       if (isUnreserved(byte)) return `escaped unreserved character (${path.slice(i, i + 3)})`;
       if (byte === 0x2f || byte === 0x5c || byte === 0x25 || byte === 0x3b) return `escaped delimiter (${path.slice(i, i + 3)})`;
       if (byte < 0x20 || byte === 0x7f) return `escaped control character (${path.slice(i, i + 3)})`;
+      if (byte >= 0x80) {
+        // Escaped bytes must form well-formed UTF-8: an overlong `%c0%af` is `/` to a lenient decoder.
+        const end = utf8SequenceEnd(path, i);
+        if (end < 0) return `escaped bytes that are not well-formed UTF-8 (${path.slice(i, i + 12)})`;
+        i = end - 1;
+        continue;
+      }
       i += 2;
     }
   }
@@ -33,4 +41,38 @@ export function nonCanonicalPath(path: string): string | undefined {
 /** RFC 3986 §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~" (a canonical path never escapes them). */
 function isUnreserved(b: number): boolean {
   return (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+}
+
+function escapedByte(path: string, at: number): number {
+  if (path.charCodeAt(at) !== 0x25) return -1;
+  const hex = path.slice(at + 1, at + 3);
+  return /^[0-9a-fA-F]{2}$/.test(hex) ? parseInt(hex, 16) : -1;
+}
+
+/**
+ * Where the UTF-8 sequence of escapes starting at `at` (a lead byte ≥ 0x80) ends, or -1 when it is not
+ * well-formed (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+ */
+function utf8SequenceEnd(path: string, at: number): number {
+  const b0 = escapedByte(path, at);
+  let n: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) n = 1;
+  else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 2;
+    if (b0 === 0xe0) lo = 0xa0;
+    if (b0 === 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 3;
+    if (b0 === 0xf0) lo = 0x90;
+    if (b0 === 0xf4) hi = 0x8f;
+  } else return -1;
+  let pos = at + 3;
+  for (let k = 0; k < n; k++) {
+    const b = escapedByte(path, pos);
+    if (b < (k === 0 ? lo : 0x80) || b > (k === 0 ? hi : 0xbf)) return -1;
+    pos += 3;
+  }
+  return pos;
 }
