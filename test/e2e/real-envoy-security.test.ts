@@ -10,9 +10,10 @@ import { join, posix } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { nonCanonicalPath } from "../../authz-server/src/attributes/canonical-path.js";
 import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
+import { pinVmEnvironment } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { ROOT } from "../../tools/envoy/resolve.js";
-import { pinVmEnvironment, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { E2E_HOST_ENV, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 const POLICY = `apiVersion: meshward.io/v1
@@ -128,7 +129,7 @@ function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Reco
     hcm.path_with_escaped_slashes_action = "KEEP_UNCHANGED";
     hcm.strip_trailing_host_dot = false;
   }
-  pinVmEnvironment(config);
+  pinVmEnvironment(config, E2E_HOST_ENV);
   return config;
 }
 
@@ -293,7 +294,7 @@ describe("issue 12 on a real Envoy: the sidecar takes the caller's address from 
       const [host, p] = (endpoints[c.name] as string).split(":");
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
     }
-    pinVmEnvironment(config);
+    pinVmEnvironment(config, E2E_HOST_ENV);
     sidecar = await startEnvoy({ bin, config, concurrency: 2 });
   });
 

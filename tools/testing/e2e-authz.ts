@@ -21,23 +21,6 @@ export const E2E_QUOTA_TOKEN = "e2e-quota-token-0123456789abcdef";
 /** Envoy's environment in the e2e world (read through `host_env_keys`). */
 export const E2E_HOST_ENV: Readonly<Record<string, string>> = Object.freeze({ MESHWARD_QUOTA_TOKEN: E2E_QUOTA_TOKEN });
 
-/**
- * For a real Envoy started by a test: every Wasm VM's `host_env_keys` replaced by `key_values` from `env`,
- * so the bootstrap does not depend on the test process's environment.
- */
-export function pinVmEnvironment(config: unknown, env: Readonly<Record<string, string>> = E2E_HOST_ENV): void {
-  const visit = (v: unknown): void => {
-    if (Array.isArray(v)) return v.forEach(visit);
-    if (typeof v !== "object" || v === null) return;
-    const o = v as Record<string, unknown>;
-    const ev = o["environment_variables"] as { host_env_keys?: string[]; key_values?: Record<string, string> } | undefined;
-    if (ev?.host_env_keys) {
-      o["environment_variables"] = { key_values: { ...Object.fromEntries(ev.host_env_keys.flatMap((k) => (env[k] !== undefined ? [[k, env[k]]] : []))), ...ev.key_values } };
-    }
-    Object.values(o).forEach(visit);
-  };
-  visit(config);
-}
 
 export interface Issuer {
   readonly jwksFile: string;
@@ -121,8 +104,11 @@ spec:
 `;
 }
 
-/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. */
-export async function startAuthz(dir: string, policyText: string, opts: { quotaToken?: string | null } = {}): Promise<RunningAuthz> {
+/**
+ * Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. Quota in
+ * memory, or on `redisUrl`; callers need E2E_QUOTA_TOKEN unless `quotaToken` says otherwise (null: open).
+ */
+export async function startAuthz(dir: string, policyText: string, opts: { redisUrl?: string; quotaToken?: string | null } = {}): Promise<RunningAuthz> {
   const file = join(dir, "policy.yaml");
   writeFileSync(file, policyText);
   const logs: Record<string, unknown>[] = [];
@@ -133,7 +119,7 @@ export async function startAuthz(dir: string, policyText: string, opts: { quotaT
   const holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory, credentialPlugins: credentials.plugins });
   const runtime = holder.load();
   const token = opts.quotaToken === undefined ? E2E_QUOTA_TOKEN : opts.quotaToken;
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(token ? { token } : {}) });
+  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}), ...(token ? { token } : {}) });
   const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
   const { grpcPort, httpPort } = await server.start();
   return {
