@@ -125,6 +125,13 @@ describe("Kubernetes and Istio manifests", function () {
       assert.deepEqual(shipped.map((p) => p.message.split(",")[0]), ['header-router routes on "x-canary"']);
     });
 
+    it("flags CUSTOM notPaths, which skip ext_authz and the removal of identity headers on those paths", function () {
+      const flagged = checkPaths([fixture("cross/authz-skipped")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_AUTHZ_SKIPPED");
+      assert.deepEqual(flagged.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), [
+        "policy.yaml: spec.rules[0].to[0].operation.notPaths: warning: notPaths skip ext_authz, and with it the removal of client-sent identity headers, on those paths; let the policy answer them (allow: anonymous)",
+      ]);
+    });
+
     it("reports an invalid policy embedded in a ConfigMap with the policy loader's path", function () {
       const bad = checkPaths([fixture("policy-configmap-invalid.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);
       assert.deepEqual(bad.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), ["policy-configmap-invalid.yaml data.policy.yaml: spec.bindings[0].roles[0]: unknown role 'readr'"]);
