@@ -6,8 +6,20 @@ export type AuthorityResult = { readonly host: string } | { readonly problem: st
 const LABELS = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 const IPV6 = /^\[[0-9a-f:.]+\]$/;
 
+// Consecutive Checks mostly carry the same authority: remember the last answer.
+let lastRaw = "";
+let lastResult: AuthorityResult = { host: "" };
+
 /** `Internal.Example.com.:443` → `internal.example.com:443`; "" stays "" (no authority). */
 export function canonicalAuthority(raw: string): AuthorityResult {
+  if (raw !== lastRaw) {
+    lastResult = canonicalAuthorityUncached(raw);
+    lastRaw = raw;
+  }
+  return lastResult;
+}
+
+function canonicalAuthorityUncached(raw: string): AuthorityResult {
   if (raw === "") return { host: "" };
   const a = raw.toLowerCase();
   if (a.includes("@")) return { problem: "userinfo in the authority" };

@@ -11,17 +11,19 @@ export function nonCanonicalPath(path: string): string | undefined {
   for (let i = 1; i <= path.length; i++) {
     const c = i < path.length ? path.charCodeAt(i) : 0x2f;
     if (c === 0x2f) {
-      const seg = path.slice(segmentStart, i);
-      if (seg === "." || seg === "..") return `dot segment "${seg}"`;
+      const n = i - segmentStart;
+      if ((n === 1 || n === 2) && path.charCodeAt(segmentStart) === 0x2e && (n === 1 || path.charCodeAt(segmentStart + 1) === 0x2e)) {
+        return `dot segment "${path.slice(segmentStart, i)}"`;
+      }
       // Only the last segment may be empty (a trailing slash); `//` is an empty segment inside.
-      if (seg === "" && i < path.length) return "empty segment (//)";
+      if (n === 0 && i < path.length) return "empty segment (//)";
       segmentStart = i + 1;
     } else if (c === 0x5c) return "backslash";
     else if (c === 0x3b) return "path parameter (;)";
     else if (c < 0x20 || c === 0x7f) return "control character";
     else if (c === 0x25) {
-      const byte = parseInt(path.slice(i + 1, i + 3), 16);
-      if (!/^[0-9a-fA-F]{2}$/.test(path.slice(i + 1, i + 3))) return "malformed percent-escape";
+      const byte = escapedByte(path, i);
+      if (byte < 0) return "malformed percent-escape";
       if (isUnreserved(byte)) return `escaped unreserved character (${path.slice(i, i + 3)})`;
       if (byte === 0x2f || byte === 0x5c || byte === 0x25 || byte === 0x3b) return `escaped delimiter (${path.slice(i, i + 3)})`;
       if (byte < 0x20 || byte === 0x7f) return `escaped control character (${path.slice(i, i + 3)})`;
@@ -43,10 +45,19 @@ function isUnreserved(b: number): boolean {
   return (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
 }
 
+/** The byte of the escape `%XX` at `at`, or -1 when there is none (or it is malformed). */
 function escapedByte(path: string, at: number): number {
   if (path.charCodeAt(at) !== 0x25) return -1;
-  const hex = path.slice(at + 1, at + 3);
-  return /^[0-9a-fA-F]{2}$/.test(hex) ? parseInt(hex, 16) : -1;
+  const hi = hexValue(path.charCodeAt(at + 1));
+  const lo = hexValue(path.charCodeAt(at + 2));
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
 }
 
 /**
