@@ -80,12 +80,9 @@ class RouterContext extends Context {
 /** Overwrites any client-sent route header; clears the route cache only if its value changed. */
 function setRouteHeader(config: RouterConfig, target: Target): void {
   const name = config.routeHeaderBytes;
-  const first = view.findFrom(name, 0);
-  if (first >= 0 && view.findFrom(name, first + 1) < 0) {
-    view.findFrom(name, first);
-    if (view.foundLen == <u32>target.bytes.byteLength &&
-        memory.compare(view.foundPtr, changetype<usize>(target.bytes), view.foundLen) == 0) return;
-  }
+  // Exactly one header with exactly the target's value: nothing to change (one scan of the view).
+  if (view.occurrences(name) == 1 && view.foundLen == <u32>target.bytes.byteLength &&
+      memory.compare(view.foundPtr, changetype<usize>(target.bytes), view.foundLen) == 0) return;
   replaceRequestHeader(name, target.bytes);
   clearRouteCache();
 }

@@ -3,12 +3,12 @@
 // CheckRequest), then route selection by header and forwarding to loopback upstreams, like the router.
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { parse as parseYaml } from "yaml";
+import { envoyProtoDirs } from "../../authz-server/src/grpc/protos.js";
 import type { HeadersStatus } from "./abi.js";
 import type { FilterChain, RequestSpec, StreamResult, Upstream, UpstreamRequest, UpstreamResponse } from "./filter-chain.js";
 import { HeaderMap } from "./header-map.js";
@@ -260,17 +260,14 @@ function forward(address: string, req: UpstreamRequest, timeoutMs: number): Prom
 
 // --- ext_authz -----------------------------------------------------------------------------------
 
-const require = createRequire(import.meta.url);
-
 function authorizationClientCtor(): grpc.ServiceClientConstructor {
-  const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   const def = loadSync("envoy/service/auth/v3/external_auth.proto", {
     keepCase: true,
     longs: String,
     enums: Number,
     defaults: false,
     oneofs: false,
-    includeDirs: ["envoy-api", "googleapis", "protoc-gen-validate", "xds"].map((d) => join(deps, d)),
+    includeDirs: envoyProtoDirs(),
   });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
   return pkg.envoy.service.auth.v3.Authorization;

@@ -16,7 +16,8 @@ export const PROTO_OPTIONS: Options = {
   oneofs: true,
 };
 
-function envoyProtoDirs(): string[] {
+/** Include folders for Envoy's API protos as @grpc/grpc-js-xds ships them (the one place that knows where). */
+export function envoyProtoDirs(): string[] {
   const root = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   return ["envoy-api", "googleapis", "protoc-gen-validate", "xds"].map((d) => join(root, d));
 }
