@@ -63,22 +63,26 @@ describe("CEL matches() with RE2 semantics", function () {
     assert.equal(c(vars({ "x-note": "no" })), false);
   });
 
-  it("matches a hostile input in time linear in its length (16× the input stays well under 64× the time)", () => {
-    // Nested quantifiers with a failing tail: exponential for a backtracking engine, linear for RE2.
+  it("matches a hostile input in time linear in its length (16× the input: far below the 256× of quadratic)", () => {
+    // Nested quantifiers with a failing tail: exponential for a backtracking engine (the issue measured
+    // 330 ms at 26 characters, ×4 per 2 more), linear for RE2. The minimum of several runs is compared:
+    // interference from other processes only ever adds time.
     const c = compileCondition('request.headers["x-slug"].matches("^([a-z0-9]+-?)+$")');
-    const time = (n: number): number => {
+    const fastest = (n: number, runs: number): number => {
       const input = vars({ "x-slug": `${"a".repeat(n)}!` });
-      const runs: number[] = [];
-      for (let i = 0; i < 7; i++) {
+      let best = Infinity;
+      for (let i = 0; i < runs; i++) {
         const t0 = performance.now();
         assert.equal(c(input), false);
-        runs.push(performance.now() - t0);
+        best = Math.min(best, performance.now() - t0);
       }
-      return runs.sort((a, b) => a - b)[3]!;
+      return best;
     };
-    time(2000);
-    const small = time(2000);
-    const large = time(32_000);
-    assert.ok(large / small < 64, `16× input took ${(large / small).toFixed(1)}× the time (${small.toFixed(2)} ms → ${large.toFixed(2)} ms)`);
+    fastest(4000, 5);
+    fastest(64_000, 2);
+    const small = fastest(4000, 15);
+    const large = fastest(64_000, 7);
+    console.log(`      16× input: ${(large / small).toFixed(1)}× the time (${small.toFixed(2)} ms → ${large.toFixed(2)} ms)`);
+    assert.ok(large / small < 128, `16× input took ${(large / small).toFixed(1)}× the time (${small.toFixed(2)} ms → ${large.toFixed(2)} ms)`);
   });
 });
