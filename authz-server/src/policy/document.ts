@@ -1,6 +1,5 @@
 // The policy file as written (YAML or JSON), after schema validation: the types of `AuthzPolicy`
 // (docs/policy.md). compile-policy.ts turns this into the immutable runtime form.
-import type { RateLimitSpec } from "../quota/contract.js";
 
 export interface PolicyDocument {
   readonly apiVersion: "meshward.io/v1";
@@ -173,4 +172,14 @@ export interface ResponseSpec {
    * rules included) unless this decision sets them. List every header a filter routes or limits on.
    */
   readonly identityHeaders?: readonly string[];
+}
+
+/** One `spec.rateLimits` entry: the authority for a global limit (the quota service serves it). */
+export interface RateLimitSpec {
+  readonly domain: string;
+  readonly name: string;
+  readonly capacity: number;
+  readonly refillPerSecond: number;
+  /** Most tokens one lease call is granted (default 1000). */
+  readonly maxLease?: number;
 }

@@ -2,21 +2,14 @@
 // server mounts the lease HTTP routes and the RateLimitService gRPC implementation it returns.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { RateLimitSpec } from "../policy/document.js";
 
-/** One `spec.rateLimits` entry of the policy: the authority for a global limit. */
-export interface RateLimitSpec {
-  readonly domain: string;
-  readonly name: string;
-  readonly capacity: number;
-  readonly refillPerSecond: number;
-  /** Most tokens one lease call is granted (default DEFAULT_MAX_LEASE). */
-  readonly maxLease?: number;
-}
+export type { RateLimitSpec } from "../policy/document.js";
 
 /** Default per-call grant cap: far above a filter's lease batch (tens), far below a drain. */
 export const DEFAULT_MAX_LEASE = 1000;
 
-/** Tokens one lease call may be granted for `spec`. */
+/** Tokens one lease call may be granted for `spec` (`spec.rateLimits[].maxLease`, else DEFAULT_MAX_LEASE). */
 export function maxLeaseOf(spec: RateLimitSpec): number {
   return spec.maxLease ?? DEFAULT_MAX_LEASE;
 }
