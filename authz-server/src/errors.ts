@@ -7,6 +7,8 @@ export type ErrorKind =
   | "unauthenticated"
   /** The request itself is too large to consider: 431. */
   | "request_too_large"
+  /** The request is ambiguous (a non-canonical path, a malformed authority): 400. */
+  | "bad_request"
   /** Our infrastructure (JWKS, introspection endpoint, store) failed: UNAVAILABLE + 503. */
   | "unavailable";
 
@@ -44,6 +46,11 @@ export class RequestTooLarge extends AuthzError {
   constructor(message: string) {
     super("ERR_REQUEST_TOO_LARGE", "request_too_large", message);
   }
+}
+
+/** A request the policy cannot judge unambiguously: a non-canonical path or a malformed authority. */
+export class RequestAmbiguous extends AuthzError {
+  readonly kind = "bad_request";
 }
 
 /** A dependency needed for this request failed; not the client's fault. */

@@ -7,6 +7,8 @@ export interface Attributes {
   /** Path without the query string, as sent (not decoded). */
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
+  /** The first query parameter given more than once with different values (after decoding), if any. */
+  readonly repeatedQuery?: string;
   readonly host: string;
   readonly scheme: string;
   readonly headers: Readonly<Record<string, string>>;

@@ -2,7 +2,9 @@
 // attributes → size limits → credentials → identity → policy → decision → CheckResponse.
 import type { Clock } from "./clock.js";
 import { attributesFromCheckRequest, type CheckRequestObject } from "./attributes/from-check-request.js";
-import { RequestTooLarge } from "./errors.js";
+import { canonicalAuthority } from "./attributes/canonical-authority.js";
+import { nonCanonicalPath } from "./attributes/canonical-path.js";
+import { RequestAmbiguous, RequestTooLarge, type AuthzError } from "./errors.js";
 import { resolveIdentity } from "./identity/resolve-identity.js";
 import type { Attributes, Decision } from "./model.js";
 import { evaluatePolicy } from "./policy/evaluate.js";
@@ -28,14 +30,16 @@ export interface PipelineResult {
 export async function runPipeline(request: CheckRequestObject, runtime: Runtime, deps: PipelineDeps): Promise<PipelineResult> {
   const { policy, credentials } = runtime;
   const id = deps.newId();
-  const attrs = attributesFromCheckRequest(request);
+  let attrs = attributesFromCheckRequest(request);
 
-  const tooLarge = checkSize(attrs, policy.limits);
-  if (tooLarge) {
-    const decision = decideFromError(id, tooLarge, {});
+  const refused = checkSize(attrs, policy.limits) ?? checkUnambiguous(attrs, policy);
+  if (refused) {
+    const decision = decideFromError(id, refused, {});
     return { attrs, decision, response: renderCheckResponse(decision, policy) };
   }
 
+  const authority = canonicalAuthority(attrs.host);
+  if ("host" in authority && authority.host !== attrs.host) attrs = { ...attrs, host: authority.host };
   const { user, error } = await credentials.authenticate(attrs);
   const identity = resolveIdentity(attrs, user, policy);
   const verdict = evaluatePolicy(policy, { attrs, identity, credentialError: error, nowMs: deps.clock.now() });
@@ -43,6 +47,20 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
   const response = renderCheckResponse(decision, policy);
   if (deps.cacheEpoch) attachCacheDirective({ decision, policy, attrs, response, epoch: deps.cacheEpoch.value(), nowMs: deps.clock.now() });
   return { attrs, decision, response };
+}
+
+/** Never judge a request an upstream could read differently (docs/security.md): path, authority, query. */
+function checkUnambiguous(attrs: Attributes, policy: Runtime["policy"]): AuthzError | undefined {
+  const why = nonCanonicalPath(attrs.path);
+  if (why !== undefined) return new RequestAmbiguous("ERR_PATH_NOT_CANONICAL", "non_canonical_path", `path is not canonical: ${why}`);
+  const authority = canonicalAuthority(attrs.host);
+  if ("problem" in authority) return new RequestAmbiguous("ERR_AUTHORITY_MALFORMED", "malformed_authority", `authority refused: ${authority.problem}`);
+  // `?tenant=acme&tenant=globex`: upstreams disagree on which value counts, so a policy that reads the
+  // query does not pick one; it refuses to judge.
+  if (attrs.repeatedQuery !== undefined && policy.readsQuery) {
+    return new RequestAmbiguous("ERR_QUERY_AMBIGUOUS", "ambiguous_query", `query parameter '${attrs.repeatedQuery}' is given more than once with different values`);
+  }
+  return undefined;
 }
 
 function checkSize(attrs: Attributes, limits: Runtime["policy"]["limits"]): RequestTooLarge | undefined {

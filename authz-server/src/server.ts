@@ -1,6 +1,7 @@
 // The server shell: gRPC (ext_authz Check, grpc.health.v1, the quota service's RateLimitService) and
 // HTTP (/healthz, /readyz, /metrics, the quota routes). createAuthzServer returns it unstarted.
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createLimitedHttpServer, type HttpLimits } from "./http-limits.js";
+import { type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -34,6 +35,8 @@ export interface AuthzServerDeps {
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
   readonly httpAddress?: string;
+  /** Timeouts and connection cap of the HTTP listener (default HTTP_LIMITS). */
+  readonly httpLimits?: HttpLimits;
   /** The /metrics text; default: this registry's (a --workers group passes the aggregated scrape). */
   readonly scrape?: () => Promise<string>;
   /** Records one span per Check (observability/tracing.ts); absent = tracing off. */
@@ -209,13 +212,13 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
         server.bindAsync(deps.grpcAddress ?? "0.0.0.0:9191", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
       );
       grpcServer = server;
-      const http = createServer((req, res) => {
+      const http = createLimitedHttpServer((req, res) => {
         handleHttp(req, res).catch((err: unknown) => {
           logger.error({ err: String(err) }, "http handler failed");
           if (!res.headersSent) send(res, 500, { error: "internal_error" });
           else res.destroy();
         });
-      });
+      }, deps.httpLimits);
       const { host, port } = splitAddress(deps.httpAddress ?? "0.0.0.0:8181");
       await new Promise<void>((resolve, reject) => {
         http.once("error", reject);

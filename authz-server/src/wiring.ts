@@ -84,6 +84,8 @@ export interface ProcessOptions {
   readonly workers?: number;
   readonly adminAddr?: string;
   readonly adminTokenFile?: string;
+  /** Bearer token quota callers must send (lease API, RateLimitService); absent = open, with a warning. */
+  readonly quotaToken?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -131,7 +133,7 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
       onTokenCache: (hit) => metrics.tokenCache.inc({ result: hit ? "hit" : "miss" }),
     });
     const runtime = holder.load(policy);
-    quota = createQuotaService({ limits: runtime.policy.rateLimits, logger: o.logger, registry: o.registry, ...(stores.redis ? { redis: stores.redis } : {}) });
+    quota = createQuotaService({ limits: runtime.policy.rateLimits, logger: o.logger, registry: o.registry, ...(stores.redis ? { redis: stores.redis } : {}), ...(o.quotaToken ? { token: o.quotaToken } : {}) });
   } catch (err) {
     holder?.close();
     await stores.close();
@@ -150,7 +152,12 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
     async start() {
       const ports = await server.start();
       if (!adminConfig) return ports;
-      admin = createAdminServer({ store: stores.revocations, token: adminConfig.token, log: o.logger });
+      // A revocation naming a provider the serving policy does not have would revoke nothing: refused.
+      const knownProviders = (): ReadonlySet<string> | undefined => {
+        const p = holder?.current?.policy.providers;
+        return p ? new Set([...(p.jwt ?? []), ...(p.introspection ?? []), ...(p.apiKeys ?? [])].map((x) => x.name)) : undefined;
+      };
+      admin = createAdminServer({ store: stores.revocations, token: adminConfig.token, log: o.logger, knownProviders });
       const { port } = await admin.listen(adminConfig.host, adminConfig.port);
       o.logger.info({ admin: `${adminConfig.host}:${port}` }, "admin listener: /v1/revocations");
       return { ...ports, adminPort: port };

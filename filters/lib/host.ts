@@ -17,6 +17,13 @@ export const enum BufferKind { HttpCallResponseBody = 4, VmConfiguration = 6, Pl
 @external("wasi_unstable", "random_get")
 declare function wasi_random_get(buf: usize, len: usize): u32;
 
+// @ts-ignore: decorator
+@external("wasi_unstable", "environ_sizes_get")
+declare function wasi_environ_sizes_get(count_ptr: usize, size_ptr: usize): u32;
+// @ts-ignore: decorator
+@external("wasi_unstable", "environ_get")
+declare function wasi_environ_get(array_ptr: usize, buf_ptr: usize): u32;
+
 // Scratch for host out-parameters: +0 data pointer, +4 size, +8 u32 (cas, id), +16 u64.
 const SCRATCH = new ArrayBuffer(32);
 const S_PTR = changetype<usize>(SCRATCH);
@@ -37,6 +44,32 @@ function takeHostBuffer(): ArrayBuffer {
   const buf = changetype<ArrayBuffer>(ptr);
   free(ptr);
   return buf;
+}
+
+// ---- VM environment --------------------------------------------------------------------------
+
+/**
+ * The value of `name` among the VM's environment variables (Envoy: `vm_config.environment_variables`,
+ * Istio: WasmPlugin `vmConfig.env`), or null. How secrets reach a filter: wasm cannot read files.
+ */
+export function vmEnvironment(name: string): string | null {
+  const sizes = new ArrayBuffer(8);
+  const sp = changetype<usize>(sizes);
+  if (wasi_environ_sizes_get(sp, sp + 4) != 0) return null;
+  const count = load<u32>(sp);
+  const total = load<u32>(sp + 4);
+  if (count == 0 || total == 0) return null;
+  const pointers = new ArrayBuffer(<i32>count * 4);
+  const buf = new ArrayBuffer(<i32>total);
+  if (wasi_environ_get(changetype<usize>(pointers), changetype<usize>(buf)) != 0) return null;
+  const text = String.UTF8.decode(buf);
+  // Entries are KEY=VALUE\0, in order.
+  const entries = text.split("\0");
+  const prefix = name + "=";
+  for (let i = 0; i < entries.length; i++) {
+    if (entries[i].startsWith(prefix)) return entries[i].substring(prefix.length);
+  }
+  return null;
 }
 
 // ---- logging, time, randomness -------------------------------------------------------------

@@ -54,6 +54,8 @@ export class RateLimitConfig {
   quotaCluster: string = "";
   quotaAuthority: string = "";
   quotaTimeoutMs: u32 = 200;
+  /** VM environment variable holding the quota bearer token ("" = send none). */
+  quotaTokenEnv: string = "";
   maxKeysPerLimit: u32 = DEFAULT_MAX_KEYS;
   limits: Limit[] = [];
   hasGlobal: bool = false;
@@ -62,7 +64,7 @@ export class RateLimitConfig {
 }
 
 const ROOT_KEYS: string[] = ["domain", "enforcement", "failureMode", "responseHeaders", "quota", "limits", "maxKeysPerLimit"];
-const QUOTA_KEYS: string[] = ["cluster", "authority", "timeoutMs"];
+const QUOTA_KEYS: string[] = ["cluster", "authority", "timeoutMs", "tokenEnv"];
 const LIMIT_KEYS: string[] = ["name", "match", "key", "capacity", "refillPerSecond", "global"];
 const GLOBAL_KEYS: string[] = ["lease", "minLease"];
 const KEY_PART_KEYS: string[] = ["source", "header", "cookie", "constant"];
@@ -133,6 +135,7 @@ function readConfig(r: ConfigReader, value: JsonValue): RateLimitConfig {
   c.quotaCluster = r.nonEmptyString(q, "quota", "cluster", true);
   c.quotaAuthority = r.nonEmptyString(q, "quota", "authority", true);
   c.quotaTimeoutMs = <u32>r.number(q, "quota", "timeoutMs", false, 200, 1, 60000, true);
+  c.quotaTokenEnv = r.nonEmptyString(q, "quota", "tokenEnv", false);
   const ttl = <i64>c.quotaTimeoutMs + (c.quotaTimeoutMs < 100 ? 100 : <i64>c.quotaTimeoutMs);
   for (let i = 0; i < c.limits.length; i++) {
     const lease = c.limits[i].lease;

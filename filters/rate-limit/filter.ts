@@ -6,6 +6,7 @@ import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-
 import {
   LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
   readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
+  vmEnvironment,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { ConfigParser, FailureMode, KeyKind, Limit, RateLimitConfig } from "./config";
@@ -63,7 +64,7 @@ export class RateLimitRoot extends RootContext {
     this.local = new LocalTake(this.metrics);
     if (config.hasGlobal) {
       setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
-      this.leases = new LeaseClient(config, this.metrics);
+      this.leases = new LeaseClient(config, this.metrics, quotaAuthorization(config));
     }
     this.config = config;
     let mode = "enforce";
@@ -374,4 +375,19 @@ class RateLimitStream extends Context {
 function tickPeriodMs(timeoutMs: u32): u32 {
   const quarter = timeoutMs / 4;
   return quarter < 1 ? 1 : quarter > 50 ? 50 : quarter;
+}
+
+/**
+ * `Bearer <token>` for lease calls from the VM environment variable `quota.tokenEnv`, or "" (none). A
+ * missing secret is deployment state, not a syntax error: leases go out without it, the quota service
+ * refuses them and failureMode decides, so the limiter stays on; the critical line says why.
+ */
+function quotaAuthorization(config: RateLimitConfig): string {
+  if (config.quotaTokenEnv.length == 0) return "";
+  const token = vmEnvironment(config.quotaTokenEnv);
+  if (token === null || token.length == 0) {
+    log(LogLevel.Critical, PREFIX + "quota.tokenEnv: VM environment variable '" + config.quotaTokenEnv + "' is not set; leases will be refused");
+    return "";
+  }
+  return "Bearer " + token;
 }

@@ -31,10 +31,13 @@ export class LeaseClient {
 
   private config: RateLimitConfig;
   private metrics: Metrics;
+  /** `Bearer <token>` sent on every lease call (quota.tokenEnv), or "" for none. */
+  private authorization: string;
 
-  constructor(config: RateLimitConfig, metrics: Metrics) {
+  constructor(config: RateLimitConfig, metrics: Metrics, authorization: string = "") {
     this.config = config;
     this.metrics = metrics;
+    this.authorization = authorization;
   }
 
   /** Spends from the pool of key `fp` of `limit` in slot `slot`. */
@@ -55,8 +58,11 @@ export class LeaseClient {
   send(limit: Limit, slot: u32, fp: u64, key: string, want: i64): bool {
     const config = this.config;
     const body = String.UTF8.encode(leaseRequestBody(config.domain, limit.name, key, want));
-    const headers = serializePairs([":method", ":path", ":authority", "content-type"],
-      ["POST", LEASE_PATH, config.quotaAuthority, "application/json"]);
+    const headers = this.authorization.length > 0
+      ? serializePairs([":method", ":path", ":authority", "content-type", "authorization"],
+        ["POST", LEASE_PATH, config.quotaAuthority, "application/json", this.authorization])
+      : serializePairs([":method", ":path", ":authority", "content-type"],
+        ["POST", LEASE_PATH, config.quotaAuthority, "application/json"]);
     incrementMetric(this.metrics.leaseRequests, 1);
     const status = httpCall(String.UTF8.encode(config.quotaCluster), headers, body, config.quotaTimeoutMs, this.dispatched);
     if (status != HostStatus.Ok) {

@@ -140,6 +140,14 @@ spec:
     assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
   });
 
+  it("exits 2 naming the quota token file when the token is shorter than 16 characters", async () => {
+    const tokenFile = join(dir, "quota-token");
+    writeFileSync(tokenFile, "short\n");
+    const r = await finish(run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--quota-token-file", tokenFile]));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`^authz-server: --quota-token-file ${tokenFile}: the quota token must be at least 16 characters`));
+  });
+
   it("prints usage to stdout and exits 0 for --help; prints the version for --version", async () => {
     const help = await finish(run(["--help"]));
     assert.equal(help.code, 0, help.stderr);
@@ -213,6 +221,8 @@ describe("authz-server flags", () => {
       redis: "redis://r:6379",
     });
     assert.equal(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_REDIS: "" }).redis, undefined, "an empty MESHWARD_REDIS means the in-memory store");
+    assert.equal(parseArgs(["--quota-token-file", "/run/t"], { MESHWARD_POLICY: "p.yaml" }).quotaTokenFile, "/run/t");
+    assert.equal(parseArgs([], { MESHWARD_POLICY: "p.yaml", MESHWARD_QUOTA_TOKEN_FILE: "/run/e" }).quotaTokenFile, "/run/e");
     const a = parseArgs(["--policy=x.yaml", "--grpc-addr", "[::1]:9000", "--workers", "4", "--log-level", "warn"], { MESHWARD_POLICY: "ignored.yaml" });
     assert.equal(a.policy, "x.yaml");
     assert.equal(a.grpcAddr, "[::1]:9000");
@@ -246,6 +256,7 @@ describe("authz-server flags", () => {
       MESHWARD_ADMIN_ADDR: "127.0.0.1:0",
       MESHWARD_ADMIN_TOKEN_FILE: "/run/secret",
       OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+      MESHWARD_QUOTA_TOKEN_FILE: "/run/quota-token",
     };
     assert.deepEqual(parseArgs([], env), {
       policy: "env.yaml",
@@ -257,6 +268,7 @@ describe("authz-server flags", () => {
       adminAddr: "127.0.0.1:0",
       adminTokenFile: "/run/secret",
       otlpEndpoint: "http://127.0.0.1:4318",
+      quotaTokenFile: "/run/quota-token",
     });
     // Every flag that takes a value is covered above: a new flag without an env test fails here.
     const valued = FLAGS.filter((f) => f.value).map((f) => f.env);

@@ -18,7 +18,7 @@ describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", func
   before(async function () {
     world = await startE2eWorld(this);
     ({ issuer, authz, v1, v2 } = world);
-    chain = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), workers: 2, endpoints: world.endpoints });
+    chain = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), workers: 2, endpoints: world.endpoints, hostEnv: world.hostEnv });
   });
 
   after(async function () {
@@ -128,6 +128,7 @@ describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", func
       config: "edge.yaml",
       standIn: new StandIn({ logLevel: "warn" }),
       endpoints: { "meshward-authz": "127.0.0.1:1", "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address },
+      hostEnv: world.hostEnv,
     });
     try {
       const r = await broken.run({ path: "/api/orders/1", authority: "api.example.com", headers: await bearer({ sub: "erin", roles: ["reader"] }) });

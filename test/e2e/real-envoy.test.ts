@@ -5,9 +5,10 @@ import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { pinVmEnvironment } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { ROOT } from "../../tools/envoy/resolve.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { E2E_HOST_ENV, createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 interface Reply {
@@ -52,6 +53,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
       const [host, p] = (endpoints[c.name] as string).split(":");
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
     }
+    pinVmEnvironment(config, E2E_HOST_ENV);
     envoy = await startEnvoy({ bin, config, concurrency: 4 });
     port = envoy.listenerPort("edge");
   });

@@ -22,8 +22,8 @@ describe("sidecar chain (envoy/local/sidecar.yaml) through the stand-in", functi
   before(async function () {
     world = await startE2eWorld(this);
     issuer = world.issuer;
-    sidecar = await loadEnvoyConfigChain({ config: "sidecar.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints });
-    edge = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints });
+    sidecar = await loadEnvoyConfigChain({ config: "sidecar.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints, hostEnv: world.hostEnv });
+    edge = await loadEnvoyConfigChain({ config: "edge.yaml", standIn: new StandIn({ logLevel: "warn" }), endpoints: world.endpoints, hostEnv: world.hostEnv });
   });
 
   after(async function () {

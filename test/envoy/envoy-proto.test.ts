@@ -46,6 +46,16 @@ describe("Envoy bootstrap validation against Envoy's protos", function () {
     ["header-router placed before ext_authz", "header-router-before-authz.yaml", `F: ${HCM}.http_filters[1]: header-router must come after ext_authz (it may route on identity headers, and authz must see the request first)`],
     ["a header-router route with no Envoy route on the route header", "router-route-unmatched.yaml", `F: ${HCM}.route_config: header-router route "v9" has no Envoy route matching header x-route: v9`],
     ["a rate-limit quota cluster that is not defined", "quota-cluster-unknown.yaml", `F: ${HCM}.http_filters[3].typed_config.config.configuration.value: rate-limit quota cluster "meshward-quotas" is not defined in static_resources.clusters`],
+    [
+      "an HTTP connection manager that does not normalise the path",
+      "path-not-normalized.yaml",
+      `F: ${HCM}: the path is not normalised before ext_authz and routing (/public/../admin would be authorised as /public): set normalize_path: true, path_with_escaped_slashes_action: REJECT_REQUEST (or UNESCAPE_AND_REDIRECT)`,
+    ],
+    [
+      "a quota.tokenEnv the VM's environment does not provide",
+      "quota-token-env-missing.yaml",
+      `F: ${HCM}.http_filters[3].typed_config.config.vm_config.environment_variables: quota.tokenEnv "MESHWARD_QUOTA_TOKEN" is not among the VM's environment_variables (host_env_keys or key_values): the filter would lease without its token`,
+    ],
     ["an invalid plugin configuration inside the StringValue", "plugin-config-invalid.yaml", `F: ${HCM}.http_filters[0].typed_config.config.configuration.value.failureMode: rate-limit: must be one of "allow", "deny", "local"`],
   ];
   for (const [spec, file, message] of mistakes) {

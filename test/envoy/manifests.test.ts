@@ -80,10 +80,13 @@ describe("Kubernetes and Istio manifests", function () {
       assert.deepEqual(shipped.filter(isError).map((p) => formatProblem(p)), []);
     });
 
-    it("the only warnings on the shipped tree are the placeholder image digests (and wasm files not built yet)", function () {
+    it("the only warnings on the shipped tree are the placeholder image digests and the deliberate x-canary opt-in (and wasm files not built yet)", function () {
       const warnings = shipped.filter((p) => !isError(p) && p.code !== "ERR_ENVOY_WASM_MISSING");
       assert.ok(warnings.length > 0);
-      assert.deepEqual([...new Set(warnings.map((w) => w.code))], ["ERR_CROSS_PLACEHOLDER_DIGEST"]);
+      assert.deepEqual([...new Set(warnings.map((w) => w.code))], ["ERR_CROSS_PLACEHOLDER_DIGEST", "ERR_CROSS_HEADER_NOT_IDENTITY"]);
+      // Mesh callers may ask for the canary with x-canary: a client choice on purpose, flagged and kept.
+      const clientChosen = new Set(warnings.filter((w) => w.code === "ERR_CROSS_HEADER_NOT_IDENTITY").map((w) => /"([^"]+)"/.exec(w.message)?.[1]));
+      assert.deepEqual([...clientChosen], ["x-canary"]);
     });
   });
 
@@ -123,6 +126,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["header-router in a phase before the CUSTOM ext_authz", "header-router-phase", 'wasmplugin.yaml: spec.phase: header-router must run in phase STATS (after the CUSTOM ext_authz), not "AUTHN"'],
       ["a WasmPlugin pluginConfig our filter would reject", "plugin-config", "wasmplugin.yaml: spec.pluginConfig.limits[0].capacity: rate-limit: must be >= 1"],
       ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
+      ["mesh path normalisation that lets //admin past path rules", "path-normalization", "mesh-config.yaml: spec.meshConfig.pathNormalization.normalization: pathNormalization NONE lets //admin or /a/..;/admin past path rules; use DECODE_AND_MERGE_SLASHES (or MERGE_SLASHES)"],
       ["a kustomization component that does not exist", "component-missing", "kustomization.yaml: components[0]: component ../no-such-component does not exist"],
       ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
     ];
@@ -131,6 +135,25 @@ describe("Kubernetes and Istio manifests", function () {
         assert.deepEqual(errorsOf([fixture(`cross/${dir}`)]), [message]);
       });
     }
+
+    it("flags each header a filter routes or limits on that no policy lists as an identity header", function () {
+      const flagged = checkPaths([fixture("cross/header-not-identity")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_HEADER_NOT_IDENTITY");
+      const tail = "which no checked policy lists as an identity header (spec.response.identityHeaders, subjectHeader, rolesHeader, claimsToHeaders): any client can set it";
+      assert.deepEqual(flagged.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), [
+        `wasmplugin.yaml: doc[0].spec.pluginConfig.rules[0].match.headers[0].name: warning: header-router routes on "x-user-tier", ${tail}`,
+        `wasmplugin.yaml: doc[1].spec.pluginConfig.limits[0].key[0].header: warning: rate-limit limits on "x-user-id", ${tail}`,
+      ]);
+      // The shipped policies declare every header the shipped edge filters key on.
+      const shipped = checkPaths([repo("envoy/local"), repo("envoy/k8s")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_HEADER_NOT_IDENTITY");
+      assert.deepEqual(shipped.map((p) => p.message.split(",")[0]), ['header-router routes on "x-canary"']);
+    });
+
+    it("flags CUSTOM notPaths, which skip ext_authz and the removal of identity headers on those paths", function () {
+      const flagged = checkPaths([fixture("cross/authz-skipped")], { schemasDir: SCHEMAS }).problems.filter((p) => p.code === "ERR_CROSS_AUTHZ_SKIPPED");
+      assert.deepEqual(flagged.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) })), [
+        "policy.yaml: spec.rules[0].to[0].operation.notPaths: warning: notPaths skip ext_authz, and with it the removal of client-sent identity headers, on those paths; let the policy answer them (allow: anonymous)",
+      ]);
+    });
 
     it("reports an invalid policy embedded in a ConfigMap with the policy loader's path", function () {
       const bad = checkPaths([fixture("policy-configmap-invalid.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);

@@ -80,6 +80,12 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
   const globalLimits: { file: string; path: string; domain: string; name: string }[] = [];
   const policyLimits = new Set<string>();
   let policies = 0;
+  /** Request headers the filters route or limit on, and the identity headers the policies declare. */
+  const keyedHeaders: { file: string; path: string; plugin: string; header: string }[] = [];
+  const identityHeaders = new Set<string>();
+  const collectHeaders = (file: string, path: string, plugin: string, config: Record<string, unknown> | undefined): void => {
+    for (const k of filterKeyedHeaders(plugin, config)) keyedHeaders.push({ file, path: childPath(path, k.path), plugin, header: k.header });
+  };
   const collectGlobal = (file: string, path: string, config: Record<string, unknown> | undefined): void => {
     const domain = config?.["domain"];
     const limits = (config?.["limits"] ?? []) as { name: string; global?: unknown }[];
@@ -94,6 +100,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     if (found.some(isError)) return;
     const onPlugin = (u: WasmFilterUse): void => {
       if (u.plugin === "rate-limit") collectGlobal(file, u.configPath ?? u.path, u.config);
+      collectHeaders(file, u.configPath ?? u.path, u.plugin, u.config);
     };
     const semantic = checkEnvoySemantics(value, file, base, { baseDir, checkLocalFiles, onPlugin });
     problems.push(...semantic);
@@ -104,6 +111,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
       const policy = compilePolicyText(text, file);
       policies++;
       for (const l of policy.rateLimits) policyLimits.add(`${l.domain}/${l.name}`);
+      for (const h of policy.response.identityHeaders) identityHeaders.add(h);
       const jwt = (policy.document.spec.providers?.jwt ?? []) as readonly { name: string; audiences?: readonly string[] }[];
       jwt.forEach((p, i) => {
         if (p.audiences === undefined || p.audiences.length === 0) {
@@ -180,14 +188,16 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
   }
   problems.push(...crossCheckManifests(docs));
   for (const m of docs) {
+    // A WasmPlugin holds the module in spec, a TrafficExtension in spec.wasm.
     const spec = m.doc["spec"] as Record<string, unknown> | undefined;
-    if (m.doc["kind"] === "WasmPlugin" && spec?.["pluginName"] === "rate-limit") {
-      collectGlobal(m.file, childPath(m.base, "spec.pluginConfig"), spec["pluginConfig"] as Record<string, unknown> | undefined);
-    }
-    const wasm = spec?.["wasm"] as Record<string, unknown> | undefined;
-    if (m.doc["kind"] === "TrafficExtension" && wasm?.["pluginName"] === "rate-limit") {
-      collectGlobal(m.file, childPath(m.base, "spec.wasm.pluginConfig"), wasm["pluginConfig"] as Record<string, unknown> | undefined);
-    }
+    const at = m.doc["kind"] === "WasmPlugin" ? "spec" : m.doc["kind"] === "TrafficExtension" ? "spec.wasm" : undefined;
+    const module = (at === "spec.wasm" ? spec?.["wasm"] : spec) as Record<string, unknown> | undefined;
+    const plugin = module?.["pluginName"];
+    if (at === undefined || module === undefined || (plugin !== "rate-limit" && plugin !== "header-router")) continue;
+    const path = childPath(m.base, `${at}.pluginConfig`);
+    const config = module["pluginConfig"] as Record<string, unknown> | undefined;
+    if (plugin === "rate-limit") collectGlobal(m.file, path, config);
+    collectHeaders(m.file, path, plugin, config);
   }
   if (policies > 0) {
     for (const g of globalLimits) {
@@ -196,7 +206,40 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
       }
     }
   }
+  if (policies > 0) {
+    // A filter keyed on a header no policy strips keys on whatever the client sends (issue 12, item 2).
+    for (const k of keyedHeaders) {
+      if (identityHeaders.has(k.header)) continue;
+      const verb = k.plugin === "rate-limit" ? "limits on" : "routes on";
+      problems.push({ file: k.file, path: k.path, code: "ERR_CROSS_HEADER_NOT_IDENTITY", severity: "warning", message: `${k.plugin} ${verb} "${k.header}", which no checked policy lists as an identity header (spec.response.identityHeaders, subjectHeader, rolesHeader, claimsToHeaders): any client can set it` });
+    }
+  }
   return { files, problems, bootstraps };
+}
+
+/** The request headers a plugin configuration keys on: header matchers, sticky split keys, limit keys. */
+function filterKeyedHeaders(plugin: string, config: Record<string, unknown> | undefined): { path: string; header: string }[] {
+  const out: { path: string; header: string }[] = [];
+  const list = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null) : []);
+  const name = (v: unknown): string | undefined => (typeof v === "string" ? v.toLowerCase() : undefined);
+  if (plugin === "header-router") {
+    list(config?.["rules"]).forEach((r, i) => {
+      list((r["match"] as Record<string, unknown> | undefined)?.["headers"]).forEach((h, j) => {
+        const n = name(h["name"]);
+        if (n) out.push({ path: `rules[${i}].match.headers[${j}].name`, header: n });
+      });
+      const sticky = name(((r["split"] as Record<string, unknown> | undefined)?.["stickyOn"] as Record<string, unknown> | undefined)?.["header"]);
+      if (sticky) out.push({ path: `rules[${i}].split.stickyOn.header`, header: sticky });
+    });
+  } else {
+    list(config?.["limits"]).forEach((l, i) => {
+      list(l["key"]).forEach((k, j) => {
+        const n = name(k["header"]);
+        if (n) out.push({ path: `limits[${i}].key[${j}].header`, header: n });
+      });
+    });
+  }
+  return out;
 }
 
 type DocKind = "envoy" | "policy" | "jwks" | "header-router" | "rate-limit" | "manifest" | undefined;

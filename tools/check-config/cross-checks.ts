@@ -110,6 +110,26 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
   };
   const providers = extensionProviders(docs, (m, message) => problem(m, "data.mesh", "ERR_CROSS_MESH_CONFIG_INVALID", message));
 
+  // Mesh path normalisation is stated and at least merges slashes (Istio's default BASE keeps `//`).
+  for (const m of docs.filter((d) => kindIs(d, "IstioOperator", "install.istio.io"))) {
+    if (get(m.doc, "spec", "meshConfig") === undefined) continue;
+    const normalization = str(get(m.doc, "spec", "meshConfig", "pathNormalization", "normalization"));
+    if (normalization === undefined) {
+      problem(m, "spec.meshConfig.pathNormalization", "ERR_CROSS_PATH_NORMALIZATION", "pathNormalization is not stated (Istio's default BASE keeps //); set normalization: DECODE_AND_MERGE_SLASHES", "warning");
+    } else if (normalization !== "MERGE_SLASHES" && normalization !== "DECODE_AND_MERGE_SLASHES") {
+      problem(m, "spec.meshConfig.pathNormalization.normalization", "ERR_CROSS_PATH_NORMALIZATION", `pathNormalization ${normalization} lets //admin or /a/..;/admin past path rules; use DECODE_AND_MERGE_SLASHES (or MERGE_SLASHES)`);
+    }
+  }
+  // ext_authz skipped on some paths also skips the removal of client-sent identity headers there.
+  for (const m of docs.filter((d) => kindIs(d, "AuthorizationPolicy", "security.istio.io"))) {
+    if (get(m.doc, "spec", "action") !== "CUSTOM") continue;
+    arr(get(m.doc, "spec", "rules")).forEach((r, ri) => arr(get(r, "to")).forEach((t, ti) => {
+      if (get(t, "operation", "notPaths") !== undefined) {
+        problem(m, `spec.rules[${ri}].to[${ti}].operation.notPaths`, "ERR_CROSS_AUTHZ_SKIPPED", "notPaths skip ext_authz, and with it the removal of client-sent identity headers, on those paths; let the policy answer them (allow: anonymous)", "warning");
+      }
+    }));
+  }
+
   // CUSTOM AuthorizationPolicy → extension provider.
   for (const m of docs.filter((d) => kindIs(d, "AuthorizationPolicy", "security.istio.io"))) {
     if (get(m.doc, "spec", "action") !== "CUSTOM") continue;
@@ -242,7 +262,12 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
         if (!matched.has(r)) problem(wp, `${w}.pluginConfig`, "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no VirtualService http route matching header ${header}: exact ${r}`);
       }
     }
-    const quota = result.config ? (result.config["quota"] as { cluster?: string } | undefined) : undefined;
+    const quota = result.config ? (result.config["quota"] as { cluster?: string; tokenEnv?: string } | undefined) : undefined;
+    if (quota?.tokenEnv !== undefined && !arr(get(wp.doc, "spec", "vmConfig", "env")).some((e) => get(e, "name") === quota.tokenEnv)) {
+      problem(wp, "spec.vmConfig.env", "ERR_PLUGIN_QUOTA_TOKEN_ENV", `quota.tokenEnv "${quota.tokenEnv}" is not in spec.vmConfig.env: the filter would lease without its token`);
+    } else if (quota?.cluster !== undefined && quota.tokenEnv === undefined) {
+      problem(wp, "spec.pluginConfig.quota", "ERR_PLUGIN_QUOTA_NO_TOKEN", "rate-limit leases quota without a token (quota.tokenEnv): a quota service that requires one refuses the leases, one that does not lets anyone take quota", "warning");
+    }
     const m = quota?.cluster ? /^outbound\|(\d+)\|[^|]*\|(.+)$/.exec(quota.cluster) : null;
     if (quota?.cluster !== undefined && m === null) {
       problem(wp, `${w}.pluginConfig.quota.cluster`, "ERR_CROSS_QUOTA_CLUSTER", `under Istio the quota cluster is "outbound|<port>||<service host>", got "${quota.cluster}"`);

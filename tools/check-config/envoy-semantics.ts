@@ -152,9 +152,20 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
       if (quotaCluster !== undefined && !clusters.has(quotaCluster)) {
         problem(childPath(confPath, "value"), "ERR_ENVOY_UNKNOWN_CLUSTER", `rate-limit quota cluster "${quotaCluster}" is not defined in static_resources.${clustersKey}`);
       }
+      const tokenEnv = result.config ? (result.config["quota"] as { tokenEnv?: string } | undefined)?.tokenEnv : undefined;
+      if (quotaCluster !== undefined && tokenEnv === undefined) {
+        problem(childPath(confPath, "value"), "ERR_PLUGIN_QUOTA_NO_TOKEN", "rate-limit leases quota without a token (quota.tokenEnv): a quota service that requires one refuses the leases, one that does not lets anyone take quota", "warning");
+      } else if (tokenEnv !== undefined) {
+        const env = field(field(config, "vm_config"), "environment_variables");
+        const keys = [...list(field(env, "host_env_keys")), ...Object.keys((field(env, "key_values") as Obj | undefined) ?? {})];
+        if (!keys.includes(tokenEnv)) {
+          problem(childPath(cfgPath, "vm_config.environment_variables"), "ERR_PLUGIN_QUOTA_TOKEN_ENV", `quota.tokenEnv "${tokenEnv}" is not among the VM's environment_variables (host_env_keys or key_values): the filter would lease without its token`);
+        }
+      }
     }
   });
 
+  checkPathHandling(hcm, hcmPath, problem);
   if (routerAt !== filters.length - 1) {
     problem(childPath(hcmPath, filtersKey), "ERR_ENVOY_FILTER_ORDER", "the router filter must be the last HTTP filter");
   }
@@ -208,5 +219,25 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
         problem(rcPath, "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no Envoy route matching header ${header}: ${r}`);
       }
     }
+  }
+}
+
+const SAFE_ESCAPED_SLASHES = new Set(["REJECT_REQUEST", "UNESCAPE_AND_REDIRECT"]);
+
+/**
+ * What is authorised must be what is routed: ext_authz, the route table and the upstream must all see
+ * one canonical path and host, so a policy on `/admin/**` cannot be bypassed by `/public/../admin`.
+ */
+function checkPathHandling(hcm: Obj, hcmPath: string, problem: Report): void {
+  const missing: string[] = [];
+  if (field(hcm, "normalize_path") !== true) missing.push("normalize_path: true");
+  if (field(hcm, "merge_slashes") !== true) missing.push("merge_slashes: true");
+  const escaped = field(hcm, "path_with_escaped_slashes_action");
+  if (typeof escaped !== "string" || !SAFE_ESCAPED_SLASHES.has(escaped)) missing.push("path_with_escaped_slashes_action: REJECT_REQUEST (or UNESCAPE_AND_REDIRECT)");
+  if (missing.length) {
+    problem(hcmPath, "ERR_ENVOY_PATH_NOT_NORMALIZED", `the path is not normalised before ext_authz and routing (/public/../admin would be authorised as /public): set ${missing.join(", ")}`);
+  }
+  if (field(hcm, "strip_trailing_host_dot") !== true) {
+    problem(hcmPath, "ERR_ENVOY_HOST_NOT_NORMALIZED", "strip_trailing_host_dot is not true: api.example.com. and api.example.com are different hosts to host-scoped rules", "warning");
   }
 }

@@ -130,6 +130,7 @@ export const RATE_LIMIT_SCHEMA = {
         cluster: { type: "string", minLength: 1 },
         authority: { type: "string", minLength: 1 },
         timeoutMs: { type: "integer", minimum: 1, maximum: 60000 },
+        tokenEnv: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
       },
     },
     limits: {

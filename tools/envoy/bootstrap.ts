@@ -111,7 +111,7 @@ export function httpListener(name: string, httpFilters: readonly Obj[], routes: 
  * machine: listeners on 127.0.0.1:0, each named cluster pointed at a loopback address (STATIC), wasm
  * paths pointing at the built filters. Clusters not in `endpoints` are left out only if `dropOthers`.
  */
-export function shippedBootstrap(file: string, endpoints: Readonly<Record<string, string>>): Obj {
+export function shippedBootstrap(file: string, endpoints: Readonly<Record<string, string>>, opts: { vmEnv?: Readonly<Record<string, string>> } = {}): Obj {
   const text = readFileSync(join(ROOT, file), "utf8");
   let doc = parseYaml(text) as Obj;
   if (doc["kind"] === "ConfigMap") doc = parseYaml(String(doc["data"]["envoy.yaml"])) as Obj;
@@ -124,8 +124,28 @@ export function shippedBootstrap(file: string, endpoints: Readonly<Record<string
     c["load_assignment"] = { cluster_name: c["name"], endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(address) } }] }] };
     delete c["dns_lookup_family"];
   }
+  if (opts.vmEnv) pinVmEnvironment(config, opts.vmEnv);
   return config;
 }
+
+/**
+ * Every Wasm VM's `host_env_keys` replaced by `key_values` taken from `env`, so a bootstrap run here does
+ * not depend on this process's environment (the quota token of the rate-limit VMs).
+ */
+export function pinVmEnvironment(config: unknown, env: Readonly<Record<string, string>>): void {
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (typeof v !== "object" || v === null) return;
+    const o = v as Record<string, unknown>;
+    const ev = o["environment_variables"] as { host_env_keys?: string[]; key_values?: Record<string, string> } | undefined;
+    if (ev?.host_env_keys) {
+      o["environment_variables"] = { key_values: { ...Object.fromEntries(ev.host_env_keys.flatMap((k) => (env[k] !== undefined ? [[k, env[k]]] : []))), ...ev.key_values } };
+    }
+    Object.values(o).forEach(visit);
+  };
+  visit(config);
+}
+
 
 /** The HttpConnectionManager of a bootstrap's listener (by name, default the first). */
 export function hcmOf(config: Obj, listener?: string): Obj {

@@ -2,6 +2,7 @@
 // resolver: ENVOY_BIN, PATH, or the pinned wheel in .envoy/) with authz-server (envoy/local/policy.yaml)
 // and two echo upstreams; prints curl commands for each feature and stops everything on Ctrl-C.
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,8 +80,11 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void stop(0));
 
   upstreams.push(...(await Promise.all([startEcho("app-v1"), startEcho("app-v2")])));
+  // One fresh quota token per run: authz-server requires it, and the rate-limit VMs are given it.
+  const quotaToken = process.env.MESHWARD_QUOTA_TOKEN || randomBytes(24).toString("hex");
   authz = spawn(process.execPath, ["authz-server/dist/main.js", "--policy", "envoy/local/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], {
     cwd: ROOT,
+    env: { ...process.env, MESHWARD_QUOTA_TOKEN: quotaToken },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const addresses = await new Promise<{ grpc: string; http: string }>((resolve, reject) => {
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
     }
   });
 
-  const config = shippedBootstrap(spec.file, { "meshward-authz": addresses.grpc, "meshward-quota": addresses.http, "app-v1": upstreams[0]!.address, "app-v2": upstreams[1]!.address });
+  const config = shippedBootstrap(spec.file, { "meshward-authz": addresses.grpc, "meshward-quota": addresses.http, "app-v1": upstreams[0]!.address, "app-v2": upstreams[1]!.address }, { vmEnv: { MESHWARD_QUOTA_TOKEN: quotaToken } });
   config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port ?? spec.port;
   try {
     // The access log (JSON, one line per request) goes to stderr with Envoy's own log.

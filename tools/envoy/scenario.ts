@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startEcho, type EchoUpstream } from "../testing/echo-upstream.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../testing/e2e-authz.js";
+import { E2E_HOST_ENV, createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../testing/e2e-authz.js";
 import { fileAccessLog, hcmOf, pluginConfigOf, shippedBootstrap, type Obj } from "./bootstrap.js";
 
 export interface World {
@@ -64,7 +64,8 @@ export interface GatewayOptions {
 
 /** A shipped bootstrap (edge.yaml, sidecar.yaml or the gateway ConfigMap) on `world`'s loopback servers. */
 export function scenarioBootstrap(file: string, world: World, o: GatewayOptions = {}): Obj {
-  const config = shippedBootstrap(file, { ...world.endpoints, ...(o.endpoints ?? {}) });
+  // The rate-limit VMs get the world's quota token, as Envoy's environment would give it.
+  const config = shippedBootstrap(file, { ...world.endpoints, ...(o.endpoints ?? {}) }, { vmEnv: E2E_HOST_ENV });
   const hcm = hcmOf(config);
   if (o.accessLogPath !== undefined) {
     const shipped = hcm["access_log"][0]["typed_config"]["log_format"]["json_format"] as Record<string, string>;

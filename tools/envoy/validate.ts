@@ -50,6 +50,21 @@ export function missingWasmFiles(value: unknown, cwd = ROOT): string[] {
   return missing;
 }
 
+/** Every variable a Wasm VM takes from Envoy's environment (`environment_variables.host_env_keys`). */
+export function hostEnvKeys(value: unknown): string[] {
+  const keys = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (typeof v !== "object" || v === null) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === "host_env_keys" && Array.isArray(x)) x.forEach((e) => typeof e === "string" && keys.add(e));
+      else walk(x);
+    }
+  };
+  walk(value);
+  return [...keys];
+}
+
 /** Runs `envoy --mode validate` on `bootstrap` (already localised) with cwd `cwd` (default: the repository root). */
 export async function validateBootstrap(bin: string, bootstrap: unknown, options: { cwd?: string; timeoutMs?: number } = {}): Promise<EnvoyValidation> {
   const dir = mkdtempSync(join(tmpdir(), "meshward-validate-"));
@@ -57,7 +72,11 @@ export async function validateBootstrap(bin: string, bootstrap: unknown, options
   writeFileSync(file, stringifyYaml(bootstrap, { aliasDuplicateObjects: false }));
   try {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const child = spawn(bin, ["--mode", "validate", "-c", file, "--disable-hot-restart", "--log-level", "warn"], { cwd: options.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] });
+      // Secrets a deployment hands the Wasm VMs through Envoy's environment (the quota token) get a
+      // placeholder when unset here: validation configures the plugins, and they would report it missing.
+      const env = { ...process.env };
+      for (const k of hostEnvKeys(bootstrap)) env[k] ||= "placeholder-for-envoy-validate";
+      const child = spawn(bin, ["--mode", "validate", "-c", file, "--disable-hot-restart", "--log-level", "warn"], { cwd: options.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"], env });
       let output = "";
       const add = (c: Buffer) => {
         if (output.length < 1024 * 1024) output += c.toString("utf8");

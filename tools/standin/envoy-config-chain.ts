@@ -59,6 +59,8 @@ export interface ChainOptions {
   readonly endpoints: Readonly<Record<string, string>>;
   /** Worker VMs per wasm plugin (default 1). */
   readonly workers?: number;
+  /** Envoy's own environment, for `vm_config.environment_variables.host_env_keys` (default: process.env). */
+  readonly hostEnv?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface ChainRun extends StreamResult {
@@ -128,6 +130,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
           failOpen: config["fail_open"] === true,
           ...failurePolicyOf(config),
           clusters: wasmClusters,
+          environment: vmEnvironment(vm["environment_variables"] as Obj | undefined, opts.hostEnv ?? process.env),
         });
         plugins.push({ name: config["name"], rootId: config["root_id"], plugin });
         closers.push(() => plugin.shutdown());
@@ -524,5 +527,16 @@ function formatAccessLog(format: Record<string, string>, r: StreamResult, info: 
       out[field] = template.replace(/%([A-Z_]+)(?:\(([^)]*)\))?%/g, (_m, n: string, a: string | undefined) => String(op(n, a) ?? "-"));
     }
   }
+  return out;
+}
+
+/** As Envoy builds a VM's environment: `host_env_keys` copied from Envoy's environment (when set), then `key_values`. */
+function vmEnvironment(spec: Obj | undefined, hostEnv: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of (spec?.["host_env_keys"] as string[] | undefined) ?? []) {
+    const value = hostEnv[key];
+    if (value !== undefined) out[key] = value;
+  }
+  Object.assign(out, (spec?.["key_values"] as Record<string, string> | undefined) ?? {});
   return out;
 }

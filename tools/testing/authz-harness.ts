@@ -1,5 +1,6 @@
 // Starts the real authz server (createAuthzServer on 127.0.0.1 port 0) from a policy text, with an
 // injectable clock and captured decision logs, and talks to it with a grpc-js client over loopback.
+import type { CredentialPlugin } from "../../authz-server/src/credentials/index.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,7 +90,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(policyText: string, opts: { clock?: TestClock; fileName?: string } = {}): Promise<Harness> {
+export async function startHarness(policyText: string, opts: { clock?: TestClock; fileName?: string; credentialPlugins?: readonly CredentialPlugin[] } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "meshward-authz-"));
   const policyFile = join(dir, opts.fileName ?? "policy.yaml");
   writeFileSync(policyFile, policyText);
@@ -106,6 +107,7 @@ export async function startHarness(policyText: string, opts: { clock?: TestClock
     createKeySource: jwksKeySourceFactory,
     onTokenCache: (hit) => metrics.tokenCache.inc({ result: hit ? "hit" : "miss" }),
     debounceMs: 50,
+    ...(opts.credentialPlugins ? { credentialPlugins: opts.credentialPlugins } : {}),
   });
   holder.load();
   const server = createAuthzServer({ holder, logger, registry, clock, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
@@ -175,7 +177,7 @@ function toResult(res: any): CheckResult {
   };
 }
 
-const HTTP_STATUS_NAMES: Record<string, number> = { Unauthorized: 401, Forbidden: 403, RequestHeaderFieldsTooLarge: 431, ServiceUnavailable: 503 };
+const HTTP_STATUS_NAMES: Record<string, number> = { BadRequest: 400, Unauthorized: 401, Forbidden: 403, RequestHeaderFieldsTooLarge: 431, ServiceUnavailable: 503 };
 
 function statusNumber(code: unknown): number {
   if (typeof code === "number") return code;

@@ -14,6 +14,11 @@ import { wireProcess } from "../../authz-server/src/wiring.js";
 
 export const ISSUER = "https://idp.e2e.meshward.test/";
 export const AUDIENCE = "orders-api";
+/** The quota bearer token of the e2e world: authz-server requires it, the rate-limit VMs are given it. */
+export const E2E_QUOTA_TOKEN = "e2e-quota-token-0123456789abcdef";
+/** Envoy's environment in the e2e world (read through `host_env_keys`). */
+export const E2E_HOST_ENV: Readonly<Record<string, string>> = Object.freeze({ MESHWARD_QUOTA_TOKEN: E2E_QUOTA_TOKEN });
+
 
 export interface Issuer {
   readonly jwksFile: string;
@@ -99,14 +104,18 @@ spec:
 `;
 }
 
-/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. Quota in memory, or on `redisUrl`. */
-export async function startAuthz(dir: string, policyText: string, opts: { redisUrl?: string } = {}): Promise<RunningAuthz> {
+/**
+ * Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. Quota in
+ * memory, or on `redisUrl`; callers need E2E_QUOTA_TOKEN unless `quotaToken` says otherwise (null: open).
+ */
+export async function startAuthz(dir: string, policyText: string, opts: { redisUrl?: string; quotaToken?: string | null } = {}): Promise<RunningAuthz> {
   const file = join(dir, "policy.yaml");
   writeFileSync(file, policyText);
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const registry = new Registry();
-  const wired = await wireProcess({ policyFile: file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger, registry, clock: systemClock, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
+  const token = opts.quotaToken === undefined ? E2E_QUOTA_TOKEN : opts.quotaToken;
+  const wired = await wireProcess({ policyFile: file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger, registry, clock: systemClock, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}), ...(token ? { quotaToken: token } : {}) });
   const { grpcPort, httpPort } = await wired.start();
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,

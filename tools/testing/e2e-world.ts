@@ -2,7 +2,7 @@
 // real authz-server on the e2e policy, and two echo upstreams, addressed as envoy/local's clusters.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { E2E_HOST_ENV, createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
 import { startEcho, type EchoUpstream } from "./echo-upstream.js";
 
 export interface E2eWorld {
@@ -13,6 +13,8 @@ export interface E2eWorld {
   readonly v2: EchoUpstream;
   /** Cluster name → loopback address, for loadEnvoyConfigChain. */
   readonly endpoints: Readonly<Record<string, string>>;
+  /** Envoy's environment (the quota token for the rate-limit VMs), for loadEnvoyConfigChain. */
+  readonly hostEnv: Readonly<Record<string, string>>;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,7 @@ export async function startE2eWorld(ctx: Mocha.Context): Promise<E2eWorld> {
   const [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
   const endpoints = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
   return {
-    tmp, issuer, authz, v1, v2, endpoints,
+    tmp, issuer, authz, v1, v2, endpoints, hostEnv: E2E_HOST_ENV,
     async close() {
       await Promise.all([authz.stop(), v1.close(), v2.close()]);
       tmp.remove();

@@ -1,8 +1,9 @@
 // The admin HTTP listener (separate from the public one, off by default): manages the revocation list
 // behind a bearer secret. POST/DELETE/GET /v1/revocations.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createLimitedHttpServer } from "../http-limits.js";
 import { MAX_REVOCATION_VALUE_LENGTH, RevocationStoreUnavailable, type Revocation, type RevocationKind, type RevocationStore } from "../credentials/revocation.js";
 
 export interface AdminServerOptions {
@@ -10,6 +11,8 @@ export interface AdminServerOptions {
   /** The bearer secret callers must present (at least 16 characters). */
   readonly token: string;
   readonly log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** The provider names of the serving policy: a revocation naming another provider is refused (400). */
+  readonly knownProviders?: () => ReadonlySet<string> | undefined;
   /** Longest accepted revocation (default 90 days). */
   readonly maxTtlSeconds?: number;
 }
@@ -54,6 +57,9 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       }
       if (req.method === "POST") {
         const body = parseRevocationBody(await readBody(req), maxTtl);
+        const known = opts.knownProviders?.();
+        // A revocation for a provider no credential comes from would revoke nothing, silently.
+        if (body.provider !== undefined && known && !known.has(body.provider)) throw new BadRequest(`unknown provider '${body.provider}' (known: ${[...known].join(", ") || "none"})`);
         const e = await opts.store.revoke(body.kind, body.value, body.ttlSeconds * 1000, body.provider);
         opts.log?.info({ kind: e.kind, provider: e.provider, ttlSeconds: body.ttlSeconds }, "admin: revoked");
         return send(res, 201, view(e));
@@ -87,9 +93,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   return {
     handler,
     listen(host, port) {
-      const s = createServer(handler);
-      s.requestTimeout = 10_000;
-      s.headersTimeout = 5_000;
+      const s = createLimitedHttpServer(handler);
       server = s;
       return new Promise((resolve, reject) => {
         s.once("error", reject);

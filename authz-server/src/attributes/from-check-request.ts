@@ -56,10 +56,12 @@ export function attributesFromCheckRequest(req: CheckRequestObject): Attributes 
   const q = target.indexOf("?");
   const pathAndFragment = q < 0 ? target : target.slice(0, q);
   const hash = pathAndFragment.indexOf("#");
+  const parsed = q < 0 ? undefined : parseQueryWithRepeats(target.slice(q + 1));
   return {
     method: (http.method || headers[":method"] || "").toUpperCase(),
     path: hash < 0 ? pathAndFragment : pathAndFragment.slice(0, hash),
-    query: q < 0 ? EMPTY : parseQuery(target.slice(q + 1)),
+    query: parsed ? parsed.query : EMPTY,
+    ...(parsed?.repeated !== undefined ? { repeatedQuery: parsed.repeated } : {}),
     host: (http.host || headers[":authority"] || headers.host || "").toLowerCase(),
     scheme: http.scheme || headers[":scheme"] || headers["x-forwarded-proto"] || "",
     headers,
@@ -87,17 +89,27 @@ function peerAddress(peer: PeerObject | null | undefined): string {
 
 /** First value wins for repeated parameters; undecodable escapes keep their raw text. */
 export function parseQuery(qs: string): Record<string, string> {
+  return parseQueryWithRepeats(qs).query;
+}
+
+/** The query map, and the first parameter repeated with a different value (the pipeline refuses to pick one). */
+export function parseQueryWithRepeats(qs: string): { query: Record<string, string>; repeated?: string } {
   const out: Record<string, string> = Object.create(null);
+  let repeated: string | undefined;
   const hash = qs.indexOf("#");
   const body = hash < 0 ? qs : qs.slice(0, hash);
   for (const part of body.split("&")) {
     if (!part) continue;
     const eq = part.indexOf("=");
     const key = decode(eq < 0 ? part : part.slice(0, eq));
-    if (key in out) continue;
-    out[key] = eq < 0 ? "" : decode(part.slice(eq + 1));
+    const value = eq < 0 ? "" : decode(part.slice(eq + 1));
+    if (key in out) {
+      if (repeated === undefined && out[key] !== value) repeated = key;
+      continue;
+    }
+    out[key] = value;
   }
-  return out;
+  return repeated === undefined ? { query: out } : { query: out, repeated };
 }
 
 function decode(s: string): string {

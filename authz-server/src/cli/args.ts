@@ -14,6 +14,8 @@ export interface ServerArgs {
   readonly adminTokenFile?: string;
   /** OTLP/HTTP collector base URL; absent = tracing off. */
   readonly otlpEndpoint?: string;
+  /** File holding the bearer token quota callers must send; absent = MESHWARD_QUOTA_TOKEN or open. */
+  readonly quotaTokenFile?: string;
 }
 
 /** What the command line asks for: serve, or print help/version and exit 0. */
@@ -48,6 +50,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "log-level", value: "LEVEL", env: "MESHWARD_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug, trace or silent" },
   { name: "admin-addr", value: "HOST:PORT", env: "MESHWARD_ADMIN_ADDR", help: "admin listener for /v1/revocations (absent: disabled)" },
   { name: "admin-token-file", value: "PATH", env: "MESHWARD_ADMIN_TOKEN_FILE", help: "bearer secret of the admin listener (or the secret itself in MESHWARD_ADMIN_TOKEN)" },
+  { name: "quota-token-file", value: "PATH", env: "MESHWARD_QUOTA_TOKEN_FILE", help: "bearer token quota callers must send (or the token itself in MESHWARD_QUOTA_TOKEN; absent: open, with a warning)" },
   { name: "otlp-endpoint", value: "URL", env: "OTEL_EXPORTER_OTLP_ENDPOINT", help: "OTLP/HTTP collector (e.g. http://otel:4318): export one span per Check (absent: tracing off)" },
   { name: "help", help: "print this help and exit" },
   { name: "version", help: "print the version and exit" },
@@ -119,6 +122,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (otlpEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otlpEndpoint)) throw new UsageError(`${source("otlp-endpoint")}: '${otlpEndpoint.replace(/\/\/[^/@]*@/, "//***@")}' is not an http:// or https:// URL`);
   const adminAddr = get("admin-addr");
   const adminTokenFile = get("admin-token-file");
+  const quotaTokenFile = get("quota-token-file");
   return {
     kind: "serve",
     args: {
@@ -131,6 +135,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       ...(adminAddr ? { adminAddr } : {}),
       ...(adminTokenFile ? { adminTokenFile } : {}),
       ...(otlpEndpoint ? { otlpEndpoint } : {}),
+      ...(quotaTokenFile ? { quotaTokenFile } : {}),
     },
   };
 }

@@ -1,5 +1,6 @@
 // Runs authz-server for parsed arguments: one serving process (runWorker), or a primary that forks
 // N workers sharing the ports (runPrimary). main.ts parses flags first so bad flags fail fast.
+import { readFileSync } from "node:fs";
 import cluster from "node:cluster";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { version, type ServerArgs } from "./args.js";
@@ -10,6 +11,7 @@ import { groupScrape, serveGroupMetrics } from "../observability/cluster-metrics
 import { createLogger } from "../observability/logger.js";
 import { authzMetrics } from "../observability/metrics.js";
 import { createCheckTracer } from "../observability/tracing.js";
+import { MIN_QUOTA_TOKEN_LENGTH } from "../quota/caller-auth.js";
 import { wireProcess, type WiredProcess } from "../wiring.js";
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -17,6 +19,25 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export function fail(message: string, code: number): never {
   process.stderr.write(`authz-server: ${message}\n`);
   process.exit(code);
+}
+
+/** The quota bearer token from --quota-token-file (or MESHWARD_QUOTA_TOKEN_FILE) or MESHWARD_QUOTA_TOKEN; exits 2 when unusable. */
+export function quotaToken(args: ServerArgs, env: NodeJS.ProcessEnv): string | undefined {
+  let token: string | undefined;
+  let from = "MESHWARD_QUOTA_TOKEN";
+  if (args.quotaTokenFile !== undefined) {
+    from = `--quota-token-file ${args.quotaTokenFile}`;
+    try {
+      token = readFileSync(args.quotaTokenFile, "utf8").trim();
+    } catch (err) {
+      fail(`${from}: cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`, 2);
+    }
+    if (!token) fail(`${from}: the file is empty`, 2);
+  } else {
+    token = env.MESHWARD_QUOTA_TOKEN?.trim() || undefined;
+  }
+  if (token !== undefined && token.length < MIN_QUOTA_TOKEN_LENGTH) fail(`${from}: the quota token must be at least ${MIN_QUOTA_TOKEN_LENGTH} characters`, 2);
+  return token;
 }
 
 export async function runWorker(args: ServerArgs): Promise<void> {
@@ -27,6 +48,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
   authzMetrics(registry).buildInfo.set({ version: version() }, 1);
   const scrape = cluster.isWorker ? groupScrape(registry) : undefined;
   const tracer = args.otlpEndpoint ? createCheckTracer({ endpoint: args.otlpEndpoint, serviceVersion: version(), ...(process.env.OTEL_SERVICE_NAME ? { serviceName: process.env.OTEL_SERVICE_NAME } : {}) }) : undefined;
+  const quotaTokenValue = quotaToken(args, process.env);
   let wired: WiredProcess;
   try {
     wired = await wireProcess({
@@ -37,6 +59,7 @@ export async function runWorker(args: ServerArgs): Promise<void> {
       ...(args.redis ? { redisUrl: args.redis } : {}),
       ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}),
       ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}),
+      ...(quotaTokenValue ? { quotaToken: quotaTokenValue } : {}),
       logger,
       registry,
       clock: systemClock,

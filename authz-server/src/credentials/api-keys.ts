@@ -16,6 +16,8 @@ export interface ApiKeyEntry {
   /** Lower-case hex SHA-256 of the key. */
   readonly sha256: string;
   readonly roles?: readonly string[];
+  /** The key holder's attributes, seen as claims (beside `sub` and `keyId`). */
+  readonly claims?: Readonly<Record<string, string>>;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -44,7 +46,7 @@ export class ApiKeyStore {
           provider,
           providerType: "apiKey",
           subject: e.id,
-          claims: Object.freeze({ keyId: e.id }),
+          claims: Object.freeze({ ...e.claims, sub: e.id, keyId: e.id }),
           roles: Object.freeze([...(e.roles ?? [])]),
           scopes: Object.freeze([]),
         }),
@@ -98,11 +100,15 @@ export function loadApiKeysFile(path: string): ApiKeyEntry[] {
     const p = `${at}[${i}]`;
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new PolicyInvalid(path, p, "must be an object");
     const o = raw as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!["id", "sha256", "roles"].includes(k)) throw new PolicyInvalid(path, `${p}.${k}`, "unknown key");
+    for (const k of Object.keys(o)) if (!["id", "sha256", "roles", "claims"].includes(k)) throw new PolicyInvalid(path, `${p}.${k}`, "unknown key");
     if (typeof o.id !== "string" || o.id === "") throw new PolicyInvalid(path, `${p}.id`, "must be a non-empty string");
     if (typeof o.sha256 !== "string" || !SHA256_HEX.test(o.sha256)) throw new PolicyInvalid(path, `${p}.sha256`, "must be 64 lower-case hex digits (npm run hash-api-key)");
     if (o.roles !== undefined && !(Array.isArray(o.roles) && o.roles.every((r) => typeof r === "string"))) throw new PolicyInvalid(path, `${p}.roles`, "must be a list of strings");
-    return { id: o.id, sha256: o.sha256, ...(o.roles ? { roles: o.roles as string[] } : {}) };
+    const claims = o.claims;
+    if (claims !== undefined && !(typeof claims === "object" && claims !== null && !Array.isArray(claims) && Object.values(claims).every((v) => typeof v === "string" && !/[\r\n\0]/.test(v)))) {
+      throw new PolicyInvalid(path, `${p}.claims`, "must be an object of single-line strings");
+    }
+    return { id: o.id, sha256: o.sha256, ...(o.roles ? { roles: o.roles as string[] } : {}), ...(claims ? { claims: claims as Record<string, string> } : {}) };
   });
 }
 
@@ -133,7 +139,13 @@ export function apiKeysPlugin(): CredentialPlugin {
     build(ctx) {
       const verifiers = (ctx.policy.providers.apiKeys ?? []).map((spec, i) => {
         let store: ApiKeyStore;
-        const fromFile = spec.keysFile === undefined ? [] : loadApiKeysFile(isAbsolute(spec.keysFile) ? spec.keysFile : resolve(dirname(ctx.policy.file), spec.keysFile));
+        const keysFile = spec.keysFile === undefined ? undefined : isAbsolute(spec.keysFile) ? spec.keysFile : resolve(dirname(ctx.policy.file), spec.keysFile);
+        const fromFile = keysFile === undefined ? [] : loadApiKeysFile(keysFile);
+        // Roles from a keys file meet the same check as inline ones: own role names only (never `constructor`).
+        const roles = ctx.policy.document.spec.roles ?? {};
+        fromFile.forEach((k, j) => k.roles?.forEach((r, m) => {
+          if (!Object.hasOwn(roles, r)) throw new PolicyInvalid(keysFile!, `[${j}].roles[${m}]`, `unknown role '${r}'`);
+        }));
         try {
           store = new ApiKeyStore(spec.name, [...(spec.keys ?? []), ...fromFile]);
         } catch (err) {

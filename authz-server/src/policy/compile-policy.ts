@@ -27,7 +27,7 @@ export function compilePolicy(doc: PolicyDocument, file: string, version: string
   const bindings = new Map<string, string[]>();
   (spec.bindings ?? []).forEach((b, i) => {
     b.roles.forEach((r, j) => {
-      if (!(r in roles)) fail(`spec.bindings[${i}].roles[${j}]`, `unknown role '${r}'`);
+      if (!Object.hasOwn(roles, r)) fail(`spec.bindings[${i}].roles[${j}]`, `unknown role '${r}'`);
     });
     for (const s of b.subjects) bindings.set(s, [...new Set([...(bindings.get(s) ?? []), ...b.roles])]);
   });
@@ -55,8 +55,11 @@ export function compilePolicy(doc: PolicyDocument, file: string, version: string
     });
   }
   for (const p of providers.apiKeys ?? []) {
-    providerOutputs.set(p.name, { claimsToHeaders: [], removeHeaders: p.forward === false ? headersOf(p.from) : [] });
+    providerOutputs.set(p.name, { claimsToHeaders: p.claimsToHeaders ?? [], removeHeaders: p.forward === false ? headersOf(p.from) : [] });
   }
+  const identityHeaders = new Set(spec.response?.identityHeaders ?? []);
+  for (const h of [spec.response?.subjectHeader, spec.response?.rolesHeader]) if (h) identityHeaders.add(h);
+  for (const o of providerOutputs.values()) for (const c of o.claimsToHeaders) identityHeaders.add(c.header);
 
   const enforced = compiled.filter((r) => !r.dryRun);
   return deepFreeze({
@@ -68,6 +71,9 @@ export function compilePolicy(doc: PolicyDocument, file: string, version: string
     rulesForHost: indexByHost(enforced),
     dryRunRules: compiled.filter((r) => r.dryRun),
     usesConditions: compiled.some((r) => r.when !== undefined),
+    readsQuery:
+      spec.rules.some((r) => r.when !== undefined && /\bquery\b/.test(r.when)) ||
+      [...(providers.jwt ?? []), ...(providers.introspection ?? []), ...(providers.apiKeys ?? [])].some((p) => (p.from ?? []).some((s) => s.query !== undefined)),
     trustDomains,
     bindings,
     providerOutputs,
@@ -76,6 +82,7 @@ export function compilePolicy(doc: PolicyDocument, file: string, version: string
       realm: spec.response?.realm ?? "meshward",
       ...(spec.response?.subjectHeader ? { subjectHeader: spec.response.subjectHeader } : {}),
       ...(spec.response?.rolesHeader ? { rolesHeader: spec.response.rolesHeader } : {}),
+      identityHeaders: [...identityHeaders],
     },
     rateLimits: spec.rateLimits ?? [],
   });
@@ -136,7 +143,7 @@ function checkProviders(doc: PolicyDocument, fail: Fail): void {
       if (ids.has(k.id)) fail(`${at}.keys[${j}].id`, `duplicate key id '${k.id}'`);
       ids.add(k.id);
       k.roles?.forEach((r, m) => {
-        if (!(r in (doc.spec.roles ?? {}))) fail(`${at}.keys[${j}].roles[${m}]`, `unknown role '${r}'`);
+        if (!Object.hasOwn(doc.spec.roles ?? {}, r)) fail(`${at}.keys[${j}].roles[${m}]`, `unknown role '${r}'`);
       });
     });
   });
@@ -286,7 +293,7 @@ function compileRequirement(
   }
   if (req.roles) {
     req.roles.forEach((r, k) => {
-      if (!(r in roles)) fail(`${at}.roles[${k}]`, `unknown role '${r}'`);
+      if (!Object.hasOwn(roles, r)) fail(`${at}.roles[${k}]`, `unknown role '${r}'`);
     });
     const wanted = req.roles;
     parts.push((i) => (wanted.some((r) => i.roles.has(r)) ? undefined : lacking(i)));

@@ -52,11 +52,19 @@ export interface CompiledPolicy {
   /** The enforced rules that can match a request for `host` (lower-case, port stripped), in policy order. */
   readonly rulesForHost: (host: string) => readonly CompiledRule[];
   readonly usesConditions: boolean;
+  /** Whether a condition or a credential source reads the query string (repeated parameters are then refused). */
+  readonly readsQuery: boolean;
   readonly trustDomains: ReadonlySet<string>;
   /** Subject (user subject or SPIFFE ID) → roles from `bindings`. */
   readonly bindings: ReadonlyMap<string, readonly string[]>;
   readonly providerOutputs: ReadonlyMap<string, ProviderOutput>;
   readonly limits: { readonly maxCredentialBytes: number; readonly maxHeaders: number; readonly maxHeaderBytes: number };
-  readonly response: { readonly realm: string; readonly subjectHeader?: string; readonly rolesHeader?: string };
+  readonly response: {
+    readonly realm: string;
+    readonly subjectHeader?: string;
+    readonly rolesHeader?: string;
+    /** Every header only authz-server sets (declared `identityHeaders`, subject, roles, claimsToHeaders). */
+    readonly identityHeaders: readonly string[];
+  };
   readonly rateLimits: readonly RateLimitSpec[];
 }

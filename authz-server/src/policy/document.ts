@@ -99,10 +99,20 @@ export interface ApiKeyProviderSpec {
   readonly name: string;
   readonly from: readonly CredentialSourceSpec[];
   /** At least one of `keys` and `keysFile` (compile-policy.ts checks). */
-  readonly keys?: readonly { readonly id: string; readonly sha256: string; readonly roles?: readonly string[] }[];
+  readonly keys?: readonly ApiKeySpec[];
   /** A YAML/JSON file of more keys (e.g. a mounted Secret), relative to the policy file; read at every load. */
   readonly keysFile?: string;
+  /** Upstream headers from the key's claims: `sub` and `keyId` (the key id) and the key's own `claims`. */
+  readonly claimsToHeaders?: readonly { readonly claim: string; readonly header: string }[];
   readonly forward?: boolean;
+}
+
+export interface ApiKeySpec {
+  readonly id: string;
+  readonly sha256: string;
+  readonly roles?: readonly string[];
+  /** Attributes of the key holder (e.g. `tier: beta`), seen as identity claims. */
+  readonly claims?: Readonly<Record<string, string>>;
 }
 
 export interface BindingSpec {
@@ -157,6 +167,11 @@ export interface ResponseSpec {
   readonly subjectHeader?: string;
   /** Upstream header carrying the effective roles, comma-separated. */
   readonly rolesHeader?: string;
+  /**
+   * Headers only authz-server may set: removed from every request it allows (every provider, anonymous
+   * rules included) unless this decision sets them. List every header a filter routes or limits on.
+   */
+  readonly identityHeaders?: readonly string[];
 }
 
 /** One `spec.rateLimits` entry: the authority for a global limit (the quota service serves it). */
@@ -165,4 +180,6 @@ export interface RateLimitSpec {
   readonly name: string;
   readonly capacity: number;
   readonly refillPerSecond: number;
+  /** Most tokens one lease call is granted (default 1000). */
+  readonly maxLease?: number;
 }

@@ -25,6 +25,12 @@ const claimsToHeaders = {
     properties: { claim: str, header: headerName },
   },
 } as const;
+/** Per-key attributes of an API key (claims for `claimsToHeaders` and CEL `identity.claims`). */
+const keyClaims = {
+  type: "object",
+  propertyNames: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
+  additionalProperties: { type: "string", pattern: "^[^\\r\\n\\x00]*$" },
+} as const;
 const providerName = { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]*$" } as const;
 
 export const POLICY_SCHEMA = {
@@ -128,9 +134,11 @@ export const POLICY_SCHEMA = {
                         id: str,
                         sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
                         roles: strList,
+                        claims: keyClaims,
                       },
                     },
                   },
+                  claimsToHeaders,
                   forward: { type: "boolean" },
                 },
               },
@@ -169,6 +177,7 @@ export const POLICY_SCHEMA = {
               name: str,
               capacity: { type: "integer", minimum: 1 },
               refillPerSecond: { type: "number", minimum: 0 },
+              maxLease: { type: "integer", minimum: 1 },
             },
           },
         },
@@ -198,6 +207,7 @@ export const POLICY_SCHEMA = {
             realm: { type: "string", pattern: '^[^"\\\\]*$' },
             subjectHeader: headerName,
             rolesHeader: headerName,
+            identityHeaders: { type: "array", items: headerName },
           },
         },
       },

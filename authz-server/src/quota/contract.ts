@@ -6,6 +6,14 @@ import type { RateLimitSpec } from "../policy/document.js";
 
 export type { RateLimitSpec } from "../policy/document.js";
 
+/** Default per-call grant cap: far above a filter's lease batch (tens), far below a drain. */
+export const DEFAULT_MAX_LEASE = 1000;
+
+/** Tokens one lease call may be granted for `spec` (`spec.rateLimits[].maxLease`, else DEFAULT_MAX_LEASE). */
+export function maxLeaseOf(spec: RateLimitSpec): number {
+  return spec.maxLease ?? DEFAULT_MAX_LEASE;
+}
+
 export interface QuotaService {
   /** Handles `/v1/quota/*`; resolves false when the path is not a quota route. */
   handleHttp(req: IncomingMessage, res: ServerResponse): Promise<boolean>;

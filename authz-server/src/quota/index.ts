@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { BucketStore } from "./bucket-store.js";
 import type { QuotaService, RateLimitSpec } from "./contract.js";
+import { createCallerCheck } from "./caller-auth.js";
 import { Grants } from "./grants.js";
 import { createLeaseHandler } from "./lease-http.js";
 import { compileLimits, type LimitTable } from "./limits.js";
@@ -31,6 +32,11 @@ export interface QuotaServiceOptions {
   readonly memoryMaxBuckets?: number;
   /** Bound on one Redis command, default 300 ms. */
   readonly redisCommandTimeoutMs?: number;
+  /**
+   * Shared bearer token callers of the lease API and the RateLimitService must present (at least 16
+   * characters). Absent: both are open to anyone who reaches the ports, and a warning is logged.
+   */
+  readonly token?: string;
 }
 
 export const DEFAULT_LEASE_TTL_MS = 10_000;
@@ -65,10 +71,17 @@ export function createQuotaService(opts: QuotaServiceOptions): QuotaService {
   }
 
   const grants = new Grants(store, metrics, logger);
+  const callers = createCallerCheck(opts.token);
+  if (!callers) {
+    logger.warn(
+      { code: "ERR_QUOTA_UNAUTHENTICATED" },
+      "quota endpoints are open: any client that reaches the HTTP or gRPC port can take quota (POST /v1/quota/lease, RateLimitService); set --quota-token-file or MESHWARD_QUOTA_TOKEN",
+    );
+  }
   const leaseTtlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   return {
-    handleHttp: createLeaseHandler({ limits, grants, metrics, leaseTtlMs }),
-    rateLimitService: createRateLimitService({ limits, grants, metrics, logger }),
+    handleHttp: createLeaseHandler({ limits, grants, metrics, leaseTtlMs, ...(callers ? { callers } : {}) }),
+    rateLimitService: createRateLimitService({ limits, grants, metrics, logger, ...(callers ? { callers } : {}) }),
     setLimits(next) {
       // The same compiled policy's list (the server applies it at start too) is not compiled again.
       if (next === specs) return;

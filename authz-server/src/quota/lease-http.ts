@@ -2,6 +2,8 @@
 // (debited at grant time) and answers JSON; maps each QuotaError to its HTTP status and JSON error body.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LeaseRequestInvalid, LimitUnknown, QuotaError, QuotaStoreUnavailable } from "./errors.js";
+import type { CallerCheck } from "./caller-auth.js";
+import { maxLeaseOf } from "./contract.js";
 import type { Grants } from "./grants.js";
 import { MAX_LEASE_BODY_BYTES, parseLeaseRequest } from "./lease-request.js";
 import type { LimitTable } from "./limits.js";
@@ -27,6 +29,8 @@ export interface LeaseHttpDeps {
   readonly grants: Grants;
   readonly metrics: QuotaMetrics;
   readonly leaseTtlMs: number;
+  /** Absent: open (no token configured). */
+  readonly callers?: CallerCheck;
 }
 
 export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
@@ -42,12 +46,21 @@ export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, 
       sendJson(res, 405, { error: { code: "ERR_QUOTA_METHOD_NOT_ALLOWED", message: `${LEASE_PATH} accepts POST only` } });
       return true;
     }
+    if (deps.callers && !deps.callers(req.headers.authorization)) {
+      deps.metrics.rejected.inc({ api: "http", reason: "unauthenticated" });
+      res.setHeader("www-authenticate", 'Bearer realm="meshward-quota"');
+      // The body is not read: close rather than drain it.
+      if (!req.readableEnded) res.setHeader("connection", "close");
+      sendJson(res, 401, { error: { code: "ERR_QUOTA_UNAUTHENTICATED", message: "the lease API needs the quota bearer token" } });
+      return true;
+    }
     try {
       const body = await readBoundedBody(req, MAX_LEASE_BODY_BYTES);
       const lease = parseLeaseRequest(body);
       const spec = deps.limits().find(lease.domain, lease.limit);
       if (!spec) throw new LimitUnknown(lease.domain, lease.limit);
-      const out = await deps.grants.take("http", spec, lease.key, lease.want, "partial");
+      // One call never takes more than the limit's maxLease, whatever it asks for.
+      const out = await deps.grants.take("http", spec, lease.key, Math.min(lease.want, maxLeaseOf(spec)), "partial");
       const answer: LeaseResponse = {
         granted: out.granted,
         expiresInMs: deps.leaseTtlMs,

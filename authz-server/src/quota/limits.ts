@@ -21,7 +21,7 @@ export function compileLimits(specs: readonly RateLimitSpec[]): LimitTable {
     let names = domains.get(s.domain);
     if (!names) domains.set(s.domain, (names = new Map()));
     if (names.has(s.name)) throw new RangeError(`${where}: duplicate limit '${s.name}' in domain '${s.domain}'`);
-    names.set(s.name, Object.freeze({ domain: s.domain, name: s.name, capacity: s.capacity, refillPerSecond: s.refillPerSecond }));
+    names.set(s.name, Object.freeze({ domain: s.domain, name: s.name, capacity: s.capacity, refillPerSecond: s.refillPerSecond, ...(s.maxLease !== undefined ? { maxLease: s.maxLease } : {}) }));
   });
   const all = Object.freeze([...domains.values()].flatMap((m) => [...m.values()]));
   return {

@@ -38,7 +38,7 @@ export function createQuotaMetrics(registry: Registry, sources: { memoryBuckets?
     })),
     rejected: reuse(registry, "meshward_quota_rejected_requests_total", () => new Counter({
       name: "meshward_quota_rejected_requests_total",
-      help: "Quota requests answered without touching a bucket, by API and reason (invalid, unknown_limit, unknown_domain).",
+      help: "Quota requests answered without touching a bucket, by API and reason (invalid, unknown_limit, unknown_domain, unauthenticated).",
       labelNames: ["api", "reason"] as const,
       registers,
     })),

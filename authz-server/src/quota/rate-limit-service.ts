@@ -4,6 +4,7 @@ import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type Un
 import type { Logger } from "pino";
 import { mapDescriptor, type DescriptorEntry } from "./descriptor-mapping.js";
 import { QuotaStoreUnavailable, RateLimitRequestInvalid } from "./errors.js";
+import type { CallerCheck } from "./caller-auth.js";
 import type { Grants } from "./grants.js";
 import type { LimitTable } from "./limits.js";
 import type { QuotaMetrics } from "./metrics.js";
@@ -20,6 +21,8 @@ export interface RateLimitServiceDeps {
   readonly grants: Grants;
   readonly metrics: QuotaMetrics;
   readonly logger: Logger;
+  /** Absent: open (no token configured). Envoy's ratelimit filter sends it as `initial_metadata`. */
+  readonly callers?: CallerCheck;
 }
 
 // Field names follow grpc/protos.ts (keepCase: false, enums: String); snake_case is read as well.
@@ -97,6 +100,11 @@ export function createRateLimitService(deps: RateLimitServiceDeps): UntypedServi
 
   return {
     ShouldRateLimit(call: ServerUnaryCall<WireRequest, WireResponse>, callback: sendUnaryData<WireResponse>): void {
+      if (deps.callers && !deps.callers(String(call.metadata.get("authorization")[0] ?? ""))) {
+        deps.metrics.rejected.inc({ api: "grpc", reason: "unauthenticated" });
+        callback({ code: GrpcStatus.UNAUTHENTICATED, details: "ERR_QUOTA_UNAUTHENTICATED: the RateLimitService needs the quota bearer token" });
+        return;
+      }
       shouldRateLimit(call.request).then(
         (res) => callback(null, res),
         (err: unknown) => {

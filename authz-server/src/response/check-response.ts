@@ -11,7 +11,7 @@ const GRPC_OK = 0;
 const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAVAILABLE = 14;
 
-const ERROR_NAMES: Record<number, string> = { 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 503: "unavailable" };
+const ERROR_NAMES: Record<number, string> = { 400: "bad_request", 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 503: "unavailable" };
 
 type HeaderOption = { header: { key: string; value: string }; appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" };
 
@@ -83,39 +83,34 @@ function computeIdentityHeaders(decision: Decision, policy: CompiledPolicy): { s
   const { subjectHeader, rolesHeader } = policy.response;
   const subject = user?.subject || peer?.principal;
   if (subjectHeader && subject) set.push(header(subjectHeader, subject));
-  const roles = user ? user.roles : peer?.roles;
-  if (rolesHeader && roles && roles.length) set.push(header(rolesHeader, roles.join(",")));
+  const roles = listValue(user ? user.roles : peer?.roles ?? []);
+  if (rolesHeader && roles) set.push(header(rolesHeader, roles));
   const output = user ? policy.providerOutputs.get(user.provider) : undefined;
   for (const { claim, header: name } of output?.claimsToHeaders ?? []) {
     const value = claimValue(user!.claims[claim]);
     if (value !== undefined) set.push(header(name, value));
   }
-  // Identity headers we did not set are removed so that a client cannot forge them.
+  // Every identity header of the policy that this decision did not set is removed: a client cannot forge
+  // one, whatever the provider and on anonymous rules too (docs/security.md).
   const setNames = new Set(set.map((h) => h.header.key));
-  const remove = identityHeaderNames(policy).filter((n) => !setNames.has(n));
+  const remove = policy.response.identityHeaders.filter((n) => !setNames.has(n));
   if (output) remove.push(...output.removeHeaders);
   return { set, remove };
 }
 
-const headerNames = new WeakMap<CompiledPolicy, readonly string[]>();
-
-function identityHeaderNames(policy: CompiledPolicy): string[] {
-  let names = headerNames.get(policy);
-  if (!names) {
-    const all = new Set<string>();
-    if (policy.response.subjectHeader) all.add(policy.response.subjectHeader);
-    if (policy.response.rolesHeader) all.add(policy.response.rolesHeader);
-    for (const o of policy.providerOutputs.values()) for (const c of o.claimsToHeaders) all.add(c.header);
-    names = [...all];
-    headerNames.set(policy, names);
-  }
-  return [...names];
+/**
+ * A list as one comma-joined header value. An element that itself holds a comma (or is empty) would read
+ * as other elements upstream (`reader,admin`), so such elements are left out: they are refused, not encoded.
+ */
+function listValue(items: readonly unknown[]): string | undefined {
+  const kept = items.map(String).filter((x) => x !== "" && !x.includes(","));
+  return kept.length ? kept.join(",") : undefined;
 }
 
 function claimValue(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
-  const s = typeof v === "string" ? v : Array.isArray(v) && v.every((x) => typeof x !== "object") ? v.join(",") : JSON.stringify(v);
-  return s.replace(/[\r\n\0]/g, " ");
+  const s = typeof v === "string" ? v : Array.isArray(v) && v.every((x) => typeof x !== "object") ? listValue(v) : JSON.stringify(v);
+  return s === undefined ? undefined : s.replace(/[\r\n\0]/g, " ");
 }
 
 function header(key: string, value: string): HeaderOption {

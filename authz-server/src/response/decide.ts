@@ -25,6 +25,8 @@ export function decideFromError(id: string, err: AuthzError, identity: Identity)
   switch (err.kind) {
     case "unauthenticated":
       return { ...base, httpStatus: 401, bearerError: "invalid_token" };
+    case "bad_request":
+      return { ...base, httpStatus: 400 };
     case "request_too_large":
       return { ...base, httpStatus: 431 };
     case "unavailable":

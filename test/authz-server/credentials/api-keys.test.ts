@@ -82,10 +82,16 @@ describe("credentials/api-keys: keys files (e.g. a mounted Kubernetes Secret)", 
 
   it("merges keysFile entries (relative to the policy file) with inline keys in the plugin", async () => {
     writeFileSync(join(dir, "mounted.yaml"), `- { id: globex, sha256: "${hashApiKey(GLOBEX_KEY)}", roles: [partner] }\n`);
-    const ctx = { policy: { file: join(dir, "policy.yaml"), providers: { apiKeys: [{ name: "partners", from: [{ header: "x-api-key" }], keys: [{ id: "acme", sha256: hashApiKey(ACME_KEY) }], keysFile: "mounted.yaml" }] } }, registry: new Registry() };
+    const ctx = { policy: { file: join(dir, "policy.yaml"), document: { spec: { roles: { partner: [] } } }, providers: { apiKeys: [{ name: "partners", from: [{ header: "x-api-key" }], keys: [{ id: "acme", sha256: hashApiKey(ACME_KEY) }], keysFile: "mounted.yaml" }] } }, registry: new Registry() };
     const [v] = apiKeysPlugin().build(ctx as never).verifiers!;
     assert.equal((await v!.verify({ value: GLOBEX_KEY, location: "header:x-api-key" }, attributes({}))).subject, "globex");
     assert.equal((await v!.verify({ value: ACME_KEY, location: "header:x-api-key" }, attributes({}))).subject, "acme");
+  });
+
+  it("refuses a keysFile role that the policy does not define, Object.prototype names included", () => {
+    writeFileSync(join(dir, "proto.yaml"), `- { id: globex, sha256: "${hashApiKey(GLOBEX_KEY)}", roles: [constructor] }\n`);
+    const ctx = { policy: { file: join(dir, "policy.yaml"), document: { spec: { roles: { partner: [] } } }, providers: { apiKeys: [{ name: "partners", from: [{ header: "x-api-key" }], keysFile: "proto.yaml" }] } }, registry: new Registry() };
+    assert.throws(() => apiKeysPlugin().build(ctx as never), (e: Error) => e.message.endsWith("proto.yaml: [0].roles[0]: unknown role 'constructor'"));
   });
 
   it("serves keys from a policy file's keysFile alone (no inline keys), relative to the policy file, end to end", async () => {

@@ -193,6 +193,24 @@ describe("rate-limit filter: global limits with leased tokens (stand-in + real q
     });
   }
 
+  it("sends the quota bearer token from the VM environment (quota.tokenEnv); without it the service refuses the lease and failureMode applies", async () => {
+    const TOKEN = "quota-token-0123456789abcdef";
+    quota = await startQuota([{ domain: "edge", name: "per-user", capacity: 100, refillPerSecond: 50 }], { token: TOKEN });
+    const config = globalConfig({ failureMode: "deny", quota: { cluster: CLUSTER, authority: "meshward-authz", timeoutMs: 200, tokenEnv: "MESHWARD_QUOTA_TOKEN" } });
+    const withToken = await loadRateLimit(config, { clusters: { [CLUSTER]: { handler: quota.handler } }, environment: { MESHWARD_QUOTA_TOKEN: TOKEN } });
+    const ok = user(withToken, 0);
+    await quota.idle();
+    await settle();
+    assert.equal(status(await ok), 200);
+    const without = await loadRateLimit(config, { clusters: { [CLUSTER]: { handler: quota.handler } } });
+    assert.equal(without.host.logsMatching("rate-limit: quota.tokenEnv: VM environment variable 'MESHWARD_QUOTA_TOKEN' is not set; leases will be refused").length >= 1, true);
+    const refused = user(without, 0);
+    await quota.idle();
+    await settle();
+    assert.equal(status(await refused), 503);
+    assert.ok(without.host.logsMatching("rate-limit: lease for limit 'per-user' failed: status 401").length >= 1);
+  });
+
   it("failureMode local falls back to a local bucket with the limit's own capacity", async () => {
     const config = globalConfig({ failureMode: "local" });
     (config["limits"] as Json[])[0]!["capacity"] = 3;

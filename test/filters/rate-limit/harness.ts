@@ -13,12 +13,13 @@ export interface RateLimitSetup {
   plugin: Plugin;
 }
 
-export async function loadRateLimit(configuration: Json, opts: { workers?: number; clusters?: Parameters<StandIn["loadPlugin"]>[0]["clusters"]; host?: StandIn; clock?: ManualClock } = {}): Promise<RateLimitSetup> {
+export async function loadRateLimit(configuration: Json, opts: { workers?: number; clusters?: Parameters<StandIn["loadPlugin"]>[0]["clusters"]; host?: StandIn; clock?: ManualClock; environment?: Record<string, string> } = {}): Promise<RateLimitSetup> {
   const clock = opts.clock ?? new ManualClock();
   const host = opts.host ?? new StandIn({ clock, logLevel: "info" });
   const plugin = await host.loadPlugin({
     wasm: WASM, rootId: "rate-limit", vmId: VM_ID, workers: opts.workers ?? 1, configuration,
     ...(opts.clusters ? { clusters: opts.clusters } : {}),
+    ...(opts.environment ? { environment: opts.environment } : {}),
   });
   return { host, clock, plugin };
 }

@@ -21,12 +21,13 @@ export interface QuotaHarness {
   close(): Promise<void>;
 }
 
-export async function startQuota(limits: RateLimitSpec[], opts: { clock?: () => number; redisUrl?: string; leaseTtlMs?: number } = {}): Promise<QuotaHarness> {
+export async function startQuota(limits: RateLimitSpec[], opts: { clock?: () => number; redisUrl?: string; leaseTtlMs?: number; token?: string } = {}): Promise<QuotaHarness> {
   const quota = createQuotaService({
     limits, logger: pino({ level: "silent" }), registry: new Registry(),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.leaseTtlMs ? { leaseTtlMs: opts.leaseTtlMs } : {}),
+    ...(opts.token ? { token: opts.token } : {}),
   });
   const server: Server = createServer((req, res) => {
     quota.handleHttp(req, res).then((handled) => {
@@ -49,7 +50,7 @@ export async function startQuota(limits: RateLimitSpec[], opts: { clock?: () => 
     try {
       const res = await fetch(url + req.headers.get(":path"), {
         method: req.headers.get(":method") ?? "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...(req.headers.get("authorization") ? { authorization: req.headers.get("authorization")! } : {}) },
         body: Buffer.from(req.body),
       });
       return { status: res.status, headers: { "content-type": "application/json" }, body: await res.text() };
