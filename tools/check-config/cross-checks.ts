@@ -263,10 +263,10 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
       }
     }
     const quota = result.config ? (result.config["quota"] as { cluster?: string; tokenEnv?: string } | undefined) : undefined;
-    if (quota?.tokenEnv !== undefined && !arr(get(wp.doc, "spec", "vmConfig", "env")).some((e) => get(e, "name") === quota.tokenEnv)) {
-      problem(wp, "spec.vmConfig.env", "ERR_PLUGIN_QUOTA_TOKEN_ENV", `quota.tokenEnv "${quota.tokenEnv}" is not in spec.vmConfig.env: the filter would lease without its token`);
+    if (quota?.tokenEnv !== undefined && !arr(get(module, "vmConfig", "env")).some((e) => get(e, "name") === quota.tokenEnv)) {
+      problem(wp, `${w}.vmConfig.env`, "ERR_PLUGIN_QUOTA_TOKEN_ENV", `quota.tokenEnv "${quota.tokenEnv}" is not in ${w}.vmConfig.env: the filter would lease without its token`);
     } else if (quota?.cluster !== undefined && quota.tokenEnv === undefined) {
-      problem(wp, "spec.pluginConfig.quota", "ERR_PLUGIN_QUOTA_NO_TOKEN", "rate-limit leases quota without a token (quota.tokenEnv): a quota service that requires one refuses the leases, one that does not lets anyone take quota", "warning");
+      problem(wp, `${w}.pluginConfig.quota`, "ERR_PLUGIN_QUOTA_NO_TOKEN", "rate-limit leases quota without a token (quota.tokenEnv): a quota service that requires one refuses the leases, one that does not lets anyone take quota", "warning");
     }
     const m = quota?.cluster ? /^outbound\|(\d+)\|[^|]*\|(.+)$/.exec(quota.cluster) : null;
     if (quota?.cluster !== undefined && m === null) {
