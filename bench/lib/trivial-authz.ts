@@ -9,6 +9,8 @@ export interface RunningServer {
   readonly port: number;
   /** host:port to dial. */
   readonly target: string;
+  /** The serving process, when it is a child of its own. */
+  readonly pid?: number;
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export function spawnTrivialAuthz(): Promise<RunningServer> {
       resolve({
         port: msg.port,
         target: `127.0.0.1:${msg.port}`,
+        ...(child.pid ? { pid: child.pid } : {}),
         stop: () => new Promise<void>((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
           child.once("exit", () => done());
