@@ -1,5 +1,5 @@
 // Raw proxy-wasm host calls for meshward filters (the only lib module that talks to the host).
-// Works around @solo-io/proxy-runtime 0.1.8 defects (spec §8): reads the plugin configuration
+// Works around @solo-io/proxy-runtime 0.1.8 defects (docs/proxy-wasm-host.md §8): reads the plugin configuration
 // with a correct size pointer, clears the route cache through the `clear_route_cache` foreign
 // function (never `proxy_clear_route_cache`, which makes Envoy refuse the module), and exposes
 // shared data with CAS. Results never abort the VM; callers get WasmResult statuses.
@@ -94,7 +94,7 @@ export function getProperty(segments: string[]): ArrayBuffer | null {
 
 // ---- request headers ------------------------------------------------------------------------
 
-/** All request headers in the pairs serialization (spec §2.2); empty outside request callbacks. */
+/** All request headers in the pairs serialization (docs/proxy-wasm-host.md §2.2); empty outside request callbacks. */
 export function requestHeaderPairs(): ArrayBuffer {
   clearScratch();
   const status = imports.proxy_get_header_map_pairs(MapType.RequestHeaders, S_PTR, S_SIZE);
@@ -158,7 +158,7 @@ export function callForeignFunction(name: ArrayBuffer, args: ArrayBuffer): u32 {
 
 /**
  * Asks Envoy to re-select the route for the current request. Current Envoy does not refresh
- * the route after header changes by itself (only Envoy before late 2024 did, spec §7.5).
+ * the route after header changes by itself (only Envoy before late 2024 did, docs/proxy-wasm-host.md §7.5).
  */
 export function clearRouteCache(): u32 {
   return callForeignFunction(CLEAR_ROUTE_CACHE, NO_ARGS);
@@ -186,7 +186,7 @@ export function getSharedData(key: ArrayBuffer, out: SharedData): u32 {
 
 /**
  * Writes `key` if its CAS still equals `cas` (0 = unconditional). Returns Ok or CasMismatch.
- * A missing key is created whatever `cas` is (spec §4.8): to create race-free, write with a
+ * A missing key is created whatever `cas` is (docs/proxy-wasm-host.md §4.8): to create race-free, write with a
  * non-zero cas no entry can carry (e.g. 0xffffffff) and re-read.
  */
 export function setSharedData(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {

@@ -1,6 +1,6 @@
 // Read-only view of a request's headers over the host's serialized header pairs (one
 // proxy_get_header_map_pairs call per request). Lookups compare bytes in place and decode only
-// the values that are asked for. Pure: build one from any pairs buffer (spec §2.2).
+// the values that are asked for. Pure: build one from any pairs buffer (docs/proxy-wasm-host.md §2.2).
 import { cookieValue } from "./cookies";
 import { queryParam } from "./query";
 import { stripQuery } from "./path-match";
@@ -126,7 +126,7 @@ export class RequestView {
   }
 }
 
-/** Serializes name/value pairs in the proxy-wasm pairs format (spec §2.2). */
+/** Serializes name/value pairs in the proxy-wasm pairs format (docs/proxy-wasm-host.md §2.2). */
 export function serializePairs(names: string[], values: string[]): ArrayBuffer {
   const n = names.length;
   const keys = new Array<ArrayBuffer>(n);

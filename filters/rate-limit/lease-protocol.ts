@@ -1,4 +1,4 @@
-// The quota service's lease API as the filter speaks it (DESIGN.md "Lease API"):
+// The quota service's lease API as the filter speaks it (docs/lease-api.md):
 // POST /v1/quota/lease {"domain","limit","key","want"} → 200 {"granted","expiresInMs","resetInMs"}.
 // Pure: request body encoding and strict reading of the answer.
 import { JsonKind, JsonParser, JsonValue } from "../lib/json";

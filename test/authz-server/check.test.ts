@@ -1,9 +1,9 @@
 // Component tests: the real authz server over loopback gRPC, JWTs signed at test time, a loopback
 // JWKS endpoint, mesh principals, CEL, deny-overrides, dry-run and size limits.
 import assert from "node:assert/strict";
-import { checkRequest, startHarness, testClock, type Harness } from "./helpers/authz-harness.js";
-import { startJwksServer, type JwksServer } from "./helpers/jwks-server.js";
-import { newKey, signHs256WithPublicKey, signJwt, unsecuredJwt, type TestKey } from "./helpers/tokens.js";
+import { checkRequest, startHarness, testClock, type Harness } from "../../tools/testing/authz-harness.js";
+import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
+import { newKey, signHs256WithPublicKey, signJwt, unsecuredJwt, type TestKey } from "../../tools/testing/tokens.js";
 
 const ISS = "https://idp.test/";
 const NOW_S = 1_800_000_000;

@@ -3,15 +3,15 @@
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { attributesFromCheckRequest } from "../../authz-server/src/attributes/from-check-request.js";
 import { decodeCheckRequest } from "../../authz-server/src/grpc/decode-check-request.js";
 import { envoyPackageDefinition } from "../../authz-server/src/grpc/protos.js";
-import { checkRequest } from "./helpers/authz-harness.js";
+import { fixturePath } from "../fixtures/index.js";
+import { checkRequest } from "../../tools/testing/authz-harness.js";
 
 const check = (envoyPackageDefinition()["envoy.service.auth.v3.Authorization"] as any).Check;
-const vectors = fileURLToPath(new URL("../../../shared/vectors/ext-authz/", import.meta.url));
+const vectors = fixturePath("ext-authz");
 
 /** What the pipeline sees: the normalized attributes (plain JSON, so prototypes and Buffers compare by value). */
 const seen = (req: object) => JSON.parse(JSON.stringify(attributesFromCheckRequest(req as never)));

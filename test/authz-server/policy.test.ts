@@ -13,7 +13,7 @@ import { compilePolicyText, loadPolicyFile } from "../../authz-server/src/policy
 import { grantCovers } from "../../authz-server/src/policy/roles.js";
 import { PolicyInvalid } from "../../authz-server/src/errors.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
-import { checkRequest } from "./helpers/authz-harness.js";
+import { checkRequest } from "../../tools/testing/authz-harness.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const invalidDir = join(here, "fixtures", "invalid");

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { checkRequest, startHarness, type Harness } from "./helpers/authz-harness.js";
-import { newKey, signJwt } from "./helpers/tokens.js";
+import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
+import { newKey, signJwt } from "../../tools/testing/tokens.js";
 
 const policy = (paths: string) => `
 apiVersion: meshward.io/v1

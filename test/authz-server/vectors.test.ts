@@ -1,16 +1,15 @@
 // Published vectors through the real server: RFC 7515 Appendix A, RFC 7520 §4, Istio's sample JWTs,
-// and real Envoy CheckRequests (protojson) from Istio and OPA-Envoy docs, read from ../shared.
+// and real Envoy CheckRequests (protojson) from Istio and OPA-Envoy docs, from test/fixtures/.
 import assert from "node:assert/strict";
 import { createPublicKey } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fixturePath, readFixture, readJsonFixture } from "../fixtures/index.js";
 import { verifyWith } from "../../authz-server/src/credentials/jwt.js";
-import { checkRequest, startHarness, testClock, type Harness } from "./helpers/authz-harness.js";
+import { checkRequest, startHarness, testClock, type Harness } from "../../tools/testing/authz-harness.js";
 
-const shared = fileURLToPath(new URL("../../../shared/vectors/", import.meta.url));
-const readJson = (rel: string) => JSON.parse(readFileSync(join(shared, rel), "utf8"));
+const readJson = (rel: string) => readJsonFixture(rel);
 const PUBLIC_JWK_MEMBERS = ["kty", "crv", "x", "y", "n", "e"];
 const publicJwk = (jwk: Record<string, unknown>) => Object.fromEntries(Object.entries(jwk).filter(([k]) => PUBLIC_JWK_MEMBERS.includes(k)));
 
@@ -22,7 +21,7 @@ describe("published JOSE vectors (component)", function () {
   let dir: string;
   const clock = testClock(1300819000 * 1000); // just before the examples' exp of 1300819380
   const check = (token: string, path = "/any") => h.check(checkRequest({ path, headers: { authorization: `Bearer ${token}` } }));
-  const istio = (name: string) => readFileSync(join(shared, `jose/istio-jwt-samples/${name}`), "utf8").trim();
+  const istio = (name: string) => readFixture(`jose/istio-jwt-samples/${name}`).trim();
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "meshward-vectors-"));
@@ -43,7 +42,7 @@ spec:
         algorithms: [HS256, RS256, ES256, ES512]
       - name: istio
         issuer: testing@secure.istio.io
-        jwks: { file: ${JSON.stringify(join(shared, "jose/istio-jwt-samples/jwks.json"))} }
+        jwks: { file: ${JSON.stringify(fixturePath("jose/istio-jwt-samples/jwks.json"))} }
         algorithms: [RS256]
         roles: { claim: groups }
         claimsToHeaders: [{ claim: foo, header: x-foo }]
@@ -135,7 +134,7 @@ spec:
   });
 
   describe("RFC 7520 §4 cookbook signatures", () => {
-    const dirPath = join(shared, "jose/rfc7520-cookbook/jws");
+    const dirPath = fixturePath("jose/rfc7520-cookbook/jws");
     const cases = readdirSync(dirPath)
       .map((f) => ({ f, v: JSON.parse(readFileSync(join(dirPath, f), "utf8")) }))
       .filter(({ v }) => typeof v.output?.compact === "string" && ["RS256", "PS384", "ES512"].includes(v.input?.alg));
@@ -166,7 +165,7 @@ function fromProtojson(vector: any): object {
   return { attributes };
 }
 
-describe("real Envoy CheckRequests from ../shared/vectors/ext-authz (component)", function () {
+describe("real Envoy CheckRequests from test/fixtures/ext-authz (component)", function () {
   this.timeout(30_000);
   let h: Harness;
   const vector = (name: string) => fromProtojson(readJson(`ext-authz/${name}`));

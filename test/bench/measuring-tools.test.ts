@@ -1,16 +1,16 @@
 // The benchmark's measuring tools measure what they claim: percentiles, the open-loop generator's
 // latency accounting (coordinated omission included), the h2load parser, and the report writers.
 import assert from "node:assert/strict";
-import { percentile, percentileSorted, summarize, median } from "../../bench/lib/percentiles.js";
+import { percentile, percentileSorted, summarize, median } from "../../tools/bench/lib/percentiles.js";
 import type { ServiceDefinition } from "@grpc/proto-loader";
-import { authorizationPackage, checkResponseCode, encodeCheckRequest, encodeCheckResponse, grpcFrame } from "../../bench/lib/check-proto.js";
-import { H2loadMissing, h2loadAvailable, parseH2loadOutput, runH2load } from "../../bench/lib/h2load.js";
-import { startTrivialAuthz } from "../../bench/lib/trivial-authz.js";
-import { CHECK_PATH } from "../../bench/lib/check-status.js";
-import { runOpenLoop } from "../../bench/lib/open-loop.js";
-import { startCheckServer, type RunningServer } from "../../bench/lib/trivial-authz.js";
-import { renderMarkdown, renderSvg, renderJson, type BenchReport, type ReportRow } from "../../bench/lib/report.js";
-import { discoverModules, parseArgs, runModules } from "../../bench/run.js";
+import { authorizationPackage, checkResponseCode, encodeCheckRequest, encodeCheckResponse, grpcFrame } from "../../tools/bench/lib/check-proto.js";
+import { H2loadMissing, h2loadAvailable, parseH2loadOutput, runH2load } from "../../tools/bench/lib/h2load.js";
+import { startTrivialAuthz } from "../../tools/bench/lib/trivial-authz.js";
+import { CHECK_PATH } from "../../tools/bench/lib/check-status.js";
+import { runOpenLoop } from "../../tools/bench/lib/open-loop.js";
+import { startCheckServer, type RunningServer } from "../../tools/bench/lib/trivial-authz.js";
+import { renderMarkdown, renderSvg, renderJson, type BenchReport, type ReportRow } from "../../tools/bench/lib/report.js";
+import { discoverModules, parseArgs, runModules } from "../../tools/bench/run.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -183,14 +183,14 @@ describe("bench measuring tools", () => {
     const rows: ReportRow[] = [
       { area: "latency", name: "Check p99 @1k <cached>", unit: "ms", ours: 3.2, baseline: 2.5, baselineName: "trivial", ratio: 1.28, budget: "p99 ratio ≤ 1.5×", met: true, p50: 0.9, p99: 3.2, p999: 9, baselineP50: 0.8, baselineP99: 2.5 },
       { area: "throughput", name: "Check max", unit: "req/s", ours: 5000, baseline: 6800, ratio: 0.735, note: "a | pipe" },
-      { area: "filters", name: "bench/filters.ts", unit: "", ours: Number.NaN, failed: true, note: "failed: boom" },
+      { area: "filters", name: "tools/bench/filters.ts", unit: "", ours: Number.NaN, failed: true, note: "failed: boom" },
     ];
     const report: BenchReport = {
       machine: { cores: 2, cpuModel: "Test CPU", node: "v20", os: "linux", memoryGiB: 4, loadAvgStart: 1, loadAvgEnd: 2 },
       date: "2026-01-01T00:00:00.000Z",
       quick: true,
       durationSec: 12,
-      notes: ["bench/quota.ts is not in the tree: skipped"],
+      notes: ["tools/bench/quota.ts is not in the tree: skipped"],
       rows,
     };
 
@@ -202,7 +202,7 @@ describe("bench measuring tools", () => {
       assert.match(table[2]!, /\| 3\.20 ms \| 2\.50 ms \(trivial\) \| 1\.28× \| 0\.90 \/ 3\.20 \(baseline 0\.80 \/ 2\.50\) \| p99 ratio ≤ 1\.5× \| yes \|/);
       assert.match(table[3]!, /a \\\| pipe/);
       assert.match(table[4]!, /\*\*FAILED\*\* \| failed: boom \|$/);
-      assert.match(md, /- bench\/quota\.ts is not in the tree: skipped/);
+      assert.match(md, /- tools\/bench\/quota\.ts is not in the tree: skipped/);
     });
 
     it("draws p50/p99 bars for ours and the baseline, and a ratio bar per throughput row, in well-formed SVG", () => {

@@ -1,11 +1,11 @@
 // envoy/local/edge.yaml end to end in the stand-in: the real rate-limit and header-router .wasm with the
 // configuration in the YAML, ext_authz over gRPC to the real authz-server, header routes, echo upstreams.
 import { strict as assert } from "node:assert";
-import { loadEnvoyConfigChain, type EnvoyConfigChain } from "../standin/envoy-config-chain.js";
-import { StandIn } from "../standin/index.js";
-import type { Issuer, RunningAuthz } from "./helpers/authz.js";
-import type { EchoUpstream } from "./helpers/echo-upstream.js";
-import { startE2eWorld, type E2eWorld } from "./helpers/world.js";
+import { loadEnvoyConfigChain, type EnvoyConfigChain } from "../../tools/standin/envoy-config-chain.js";
+import { StandIn } from "../../tools/standin/index.js";
+import type { Issuer, RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import type { EchoUpstream } from "../../tools/testing/echo-upstream.js";
+import { startE2eWorld, type E2eWorld } from "../../tools/testing/e2e-world.js";
 
 describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", function () {
   let world: E2eWorld;
@@ -29,7 +29,7 @@ describe("edge gateway chain (envoy/local/edge.yaml) through the stand-in", func
   const bearer = async (claims: Record<string, unknown>): Promise<Record<string, string>> => ({ authorization: `Bearer ${await issuer.sign(claims)}` });
   const header = (r: { responseHeaders: { get(k: string): string | undefined } | undefined }, name: string): string | undefined => r.responseHeaders?.get(name);
 
-  it("runs the filters in DESIGN order: rate-limit, ext_authz, header-router, identity rate-limit, router", function () {
+  it("runs the filters in the shipped order (envoy/local/edge.yaml): rate-limit, ext_authz, header-router, identity rate-limit, router", function () {
     assert.deepEqual(chain.filterNames, ["meshward.rate-limit.edge", "envoy.filters.http.ext_authz", "meshward.header-router", "meshward.rate-limit.identity", "envoy.filters.http.router"]);
   });
 

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { ROOT } from "../../tools/envoy/resolve.js";
-import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./helpers/authz.js";
-import { startEcho, type EchoUpstream } from "./helpers/echo-upstream.js";
+import { createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
+import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
 interface Reply {
   readonly status: number;

@@ -5,10 +5,10 @@ import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PEER_CERTIFICATE_PROPERTY, loadEnvoyConfigChain, type EnvoyConfigChain } from "../standin/envoy-config-chain.js";
-import { StandIn, type RequestSpec } from "../standin/index.js";
-import type { Issuer } from "./helpers/authz.js";
-import { startE2eWorld, type E2eWorld } from "./helpers/world.js";
+import { PEER_CERTIFICATE_PROPERTY, loadEnvoyConfigChain, type EnvoyConfigChain } from "../../tools/standin/envoy-config-chain.js";
+import { StandIn, type RequestSpec } from "../../tools/standin/index.js";
+import type { Issuer } from "../../tools/testing/e2e-authz.js";
+import { startE2eWorld, type E2eWorld } from "../../tools/testing/e2e-world.js";
 
 const BILLING = "spiffe://cluster.local/ns/billing/sa/billing-api";
 const WEB = "spiffe://cluster.local/ns/shop/sa/web";

@@ -2,9 +2,9 @@
 // fixture per kind of mistake is caught with its exact message.
 import { strict as assert } from "node:assert";
 import { fileURLToPath } from "node:url";
-import { checkPaths } from "../../authz-server/src/config-check/check-files.js";
-import { EnvoyJsonValidator, loadEnvoyProtos } from "../../authz-server/src/config-check/envoy-proto.js";
-import { formatProblem, isError } from "../../authz-server/src/config-check/problem.js";
+import { checkPaths } from "../../tools/check-config/check-files.js";
+import { EnvoyJsonValidator, loadEnvoyProtos } from "../../tools/check-config/envoy-proto.js";
+import { formatProblem, isError } from "../../tools/check-config/problem.js";
 
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const fixture = (name: string): string => repo(`test/envoy/fixtures/envoy/${name}`);

@@ -1,16 +1,17 @@
-// Istio and Kubernetes manifests validate against ../shared/schemas, and the cross-checks no schema can
-// do (providers, plugin configs, routes, ports, mounts) catch one fixture each with an exact message.
+// Istio and Kubernetes manifests validate against the schemas shipped in tools/check-config/schemas,
+// and the cross-checks no schema can do (providers, plugin configs, routes, ports, mounts) catch one
+// fixture each with an exact message.
 import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { checkPaths } from "../../authz-server/src/config-check/check-files.js";
-import { ManifestValidator } from "../../authz-server/src/config-check/manifests.js";
-import { formatProblem, isError, type Problem } from "../../authz-server/src/config-check/problem.js";
+import { SHIPPED_SCHEMAS_DIR, checkPaths } from "../../tools/check-config/check-files.js";
+import { ManifestValidator } from "../../tools/check-config/manifests.js";
+import { formatProblem, isError, type Problem } from "../../tools/check-config/problem.js";
 
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
-const SCHEMAS = repo("../shared/schemas");
+const SCHEMAS = SHIPPED_SCHEMAS_DIR;
 const fixture = (p: string): string => repo(`test/envoy/fixtures/${p}`);
 
 function errorsOf(paths: string[]): string[] {
@@ -33,7 +34,7 @@ const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization"]);
 
 describe("Kubernetes and Istio manifests", function () {
   describe("shipped manifests", function () {
-    it("every shipped document in envoy/istio and envoy/k8s has a schema from ../shared/schemas (or is a kind we check ourselves)", function () {
+    it("every shipped document in envoy/istio and envoy/k8s has a schema shipped with check-config (or is a kind we check ourselves)", function () {
       const v = new ManifestValidator(SCHEMAS);
       const kinds = new Set<string>();
       for (const file of [...manifestFiles(repo("envoy/istio")), ...manifestFiles(repo("envoy/k8s"))]) {
@@ -77,6 +78,17 @@ describe("Kubernetes and Istio manifests", function () {
         assert.deepEqual(errorsOf([fixture(`schema/${file}`)]), [message]);
       });
     }
+
+    it("validates against the shipped schemas when no schema folder is given", function () {
+      const errors = checkPaths([fixture("schema/wasmplugin-bad-phase.yaml")]).problems.filter(isError);
+      assert.deepEqual(errors.map((p) => p.code), ["ERR_MANIFEST_INVALID"]);
+    });
+
+    it("fails (not a warning) when the schema folder given does not exist", function () {
+      const missing = join(SCHEMAS, "no-such-folder");
+      const errors = checkPaths([fixture("schema/service-bad-port.yaml")], { schemasDir: missing }).problems.filter(isError);
+      assert.ok(errors.some((p) => p.code === "ERR_SCHEMAS_MISSING" && p.file === missing), JSON.stringify(errors));
+    });
   });
 
   describe("cross-checks", function () {

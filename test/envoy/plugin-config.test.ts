@@ -4,8 +4,8 @@ import { strict as assert } from "node:assert";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
-import { checkPluginConfig, type PluginName } from "../../authz-server/src/config-check/plugin-config.js";
-import { PluginLoadError, StandIn } from "../standin/index.js";
+import { checkPluginConfig, type PluginName } from "../../tools/check-config/plugin-config.js";
+import { PluginLoadError, StandIn } from "../../tools/standin/index.js";
 
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const FIXTURES = repo("test/envoy/fixtures/plugin-configs");

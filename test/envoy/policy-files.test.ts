@@ -2,8 +2,8 @@
 // the loader leaves to it (a JWT provider without audiences).
 import { strict as assert } from "node:assert";
 import { fileURLToPath } from "node:url";
-import { checkPaths } from "../../authz-server/src/config-check/check-files.js";
-import { formatProblem } from "../../authz-server/src/config-check/problem.js";
+import { checkPaths } from "../../tools/check-config/check-files.js";
+import { formatProblem } from "../../tools/check-config/problem.js";
 
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const lines = (path: string): string[] => checkPaths([repo(path)]).problems.map((p) => formatProblem({ ...p, file: p.file.slice(p.file.lastIndexOf("/") + 1) }));

@@ -1,10 +1,10 @@
 // check-config never crashes on arbitrary input: every validator returns problems for any JSON value.
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { crossCheckManifests } from "../../authz-server/src/config-check/cross-checks.js";
-import { BOOTSTRAP_TYPE, EnvoyJsonValidator, loadEnvoyProtos } from "../../authz-server/src/config-check/envoy-proto.js";
-import { checkEnvoySemantics } from "../../authz-server/src/config-check/envoy-semantics.js";
-import { checkPluginConfig } from "../../authz-server/src/config-check/plugin-config.js";
+import { crossCheckManifests } from "../../tools/check-config/cross-checks.js";
+import { BOOTSTRAP_TYPE, EnvoyJsonValidator, loadEnvoyProtos } from "../../tools/check-config/envoy-proto.js";
+import { checkEnvoySemantics } from "../../tools/check-config/envoy-semantics.js";
+import { checkPluginConfig } from "../../tools/check-config/plugin-config.js";
 
 const KEYS = ["static_resources", "listeners", "clusters", "filter_chains", "filters", "typed_config", "@type", "name", "http_filters", "config", "route_config", "spec", "pluginName", "pluginConfig", "limits", "rules", "routeHeader", "domain", "ports", "selector", "provider", "action", "metadata", "timeout"];
 const TYPES = ["type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "type.googleapis.com/google.protobuf.StringValue", "type.googleapis.com/nope.v1.Nope", "x"];

@@ -14,9 +14,9 @@ import { createLogger } from "../../authz-server/src/observability/logger.js";
 import { PolicyHolder } from "../../authz-server/src/policy-holder.js";
 import { createQuotaService, type QuotaService } from "../../authz-server/src/quota/index.js";
 import { createAuthzServer, type AuthzServer } from "../../authz-server/src/server.js";
-import { checkRequest, startHarness, type Harness } from "../authz-server/helpers/authz-harness.js";
-import { newKey, signJwt, type TestKey } from "../authz-server/helpers/tokens.js";
-import { requireRedis, startRedis, type RedisProcess } from "../helpers/redis.js";
+import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
+import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
 
 const ISS = "https://idp.deps.test/";
 

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { attributesFromCheckRequest } from "../../authz-server/src/attributes/from-check-request.js";
 import { decodeCheckRequest } from "../../authz-server/src/grpc/decode-check-request.js";
 import { authorizationService } from "../../authz-server/src/grpc/protos.js";
-import { checkRequest } from "../authz-server/helpers/authz-harness.js";
+import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { fuzzRuns, fuzzSeed } from "./helpers/fuzz.js";
 
 const def = (authorizationService() as any).Check as { requestSerialize(v: object): Buffer; requestDeserialize(b: Buffer): any };

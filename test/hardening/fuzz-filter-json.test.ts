@@ -7,7 +7,7 @@
 // so there only "a number" is checked.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { loadAsLib, type AsLib } from "../filters/lib/as-lib.js";
+import { loadAsLib, type AsLib } from "../../tools/testing/as-lib.js";
 import { fuzzRuns, fuzzSeed } from "./helpers/fuzz.js";
 
 const DOCUMENTED_REFUSALS = /duplicate key|nesting deeper than 64|configuration is empty/;

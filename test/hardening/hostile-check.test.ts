@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { sign as cryptoSign } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { checkRequest, startHarness, testClock, type Harness } from "../authz-server/helpers/authz-harness.js";
-import { startJwksServer, type JwksServer } from "../authz-server/helpers/jwks-server.js";
-import { newKey, signJwt, type TestKey } from "../authz-server/helpers/tokens.js";
+import { checkRequest, startHarness, testClock, type Harness } from "../../tools/testing/authz-harness.js";
+import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
+import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { RawCheckClient, withRawBytes, type Answer } from "./helpers/raw-check.js";
 
 const ISS = "https://idp.hardening.test/";

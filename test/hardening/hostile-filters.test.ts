@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { StandIn, type Plugin, type RunStreamOptions } from "../standin/index.js";
+import { StandIn, type Plugin, type RunStreamOptions } from "../../tools/standin/index.js";
 
 const wasm = (name: string) => fileURLToPath(new URL(`../../filters/build/${name}.wasm`, import.meta.url));
 const upstream = () => ({ status: 200 });

@@ -1,25 +1,26 @@
-// JWT attacks against the real server with the Istio sample key (../shared/vectors/jose/istio-jwt-samples):
+// JWT attacks against the real server with the Istio sample key (test/fixtures/jose/istio-jwt-samples):
 // algorithm confusion, unsecured tokens, embedded and remote keys, kid injection, crit/b64, and the
 // exact exp/nbf/iat boundaries with clock skew on an injected clock.
 import assert from "node:assert/strict";
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { checkRequest, startHarness, testClock, type Harness } from "../authz-server/helpers/authz-harness.js";
-import { startJwksServer, type JwksServer } from "../authz-server/helpers/jwks-server.js";
+import { checkRequest, startHarness, testClock, type Harness } from "../../tools/testing/authz-harness.js";
+import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
 import { startHitCounter, type HitCounter } from "./helpers/hit-counter.js";
+import { fixturePath } from "../fixtures/index.js";
 import { RawCheckClient, type Answer } from "./helpers/raw-check.js";
 
-const SAMPLES = new URL("../../../shared/vectors/jose/istio-jwt-samples/", import.meta.url);
+const sample = (name: string): string => fixturePath(`jose/istio-jwt-samples/${name}`);
 const ISS = "testing@secure.istio.io";
 const NOW_S = 1_800_000_000;
 const SKEW_S = 30;
 
-const istioJwks = JSON.parse(readFileSync(new URL("jwks.json", SAMPLES), "utf8")) as { keys: Record<string, unknown>[] };
+const istioJwks = JSON.parse(readFileSync(sample("jwks.json"), "utf8")) as { keys: Record<string, unknown>[] };
 const istioJwk = istioJwks.keys[0]!;
 const KID = String(istioJwk.kid);
-const istioPrivate = createPrivateKey(readFileSync(new URL("key.pem", SAMPLES)));
+const istioPrivate = createPrivateKey(readFileSync(sample("key.pem")));
 const istioPublic = createPublicKey({ key: istioJwk as never, format: "jwk" });
-const demoJwt = readFileSync(new URL("demo.jwt", SAMPLES), "utf8").trim();
+const demoJwt = readFileSync(sample("demo.jwt"), "utf8").trim();
 
 const b64 = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
 
@@ -175,7 +176,7 @@ describe("hardening: JWT attacks are denied (Istio sample key, real server)", fu
     const kids = [
       "../../../../../../dev/null",
       "/dev/null",
-      "../../shared/vectors/jose/istio-jwt-samples/key.pem",
+      "../../test/fixtures/jose/istio-jwt-samples/key.pem",
       "file:///etc/passwd",
       "' OR '1'='1",
       "x'; DROP TABLE keys; --",

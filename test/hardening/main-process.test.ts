@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkRequest } from "../authz-server/helpers/authz-harness.js";
-import { startIntrospectionServer, type IntrospectionServer } from "../authz-server/credentials/fixtures/introspection-server.js";
-import { startMain, type MainProcess } from "./helpers/main-process.js";
+import { checkRequest } from "../../tools/testing/authz-harness.js";
+import { startIntrospectionServer, type IntrospectionServer } from "../../tools/testing/introspection-server.js";
+import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { RawCheckClient, type Answer } from "./helpers/raw-check.js";
 
 describe("hardening: the real main process under hostile regex input, then graceful shutdown", function () {

@@ -4,8 +4,8 @@
 // file never replaces a valid one, and /metrics shows the active policy's version (content hash).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { checkRequest, startHarness, type Harness } from "../authz-server/helpers/authz-harness.js";
-import { newKey, signJwt } from "../authz-server/helpers/tokens.js";
+import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
+import { newKey, signJwt } from "../../tools/testing/tokens.js";
 import { compilePolicyText } from "../../authz-server/src/policy/load-policy.js";
 
 const ISS = "https://idp.reload.test/";

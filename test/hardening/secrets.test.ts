@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
-import { checkRequest } from "../authz-server/helpers/authz-harness.js";
-import { startJwksServer, type JwksServer } from "../authz-server/helpers/jwks-server.js";
-import { newKey, signJwt } from "../authz-server/helpers/tokens.js";
-import { startIntrospectionServer, type IntrospectionServer } from "../authz-server/credentials/fixtures/introspection-server.js";
-import { startMain, type MainProcess } from "./helpers/main-process.js";
+import { checkRequest } from "../../tools/testing/authz-harness.js";
+import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
+import { newKey, signJwt } from "../../tools/testing/tokens.js";
+import { startIntrospectionServer, type IntrospectionServer } from "../../tools/testing/introspection-server.js";
+import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { RawCheckClient } from "./helpers/raw-check.js";
 
 const ISS = "https://idp.secrets.test/";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { growth, runSoak } from "../../bench/soak.js";
+import { growth, runSoak } from "../../tools/bench/soak.js";
 
 const wasm = (name: string) => fileURLToPath(new URL(`../../filters/build/${name}.wasm`, import.meta.url));
 

@@ -1,10 +1,10 @@
-// Envoy-specific behaviour the stand-in reproduces (spec §4.4, §5, §6.4, §7.2, §7.5): map availability per
+// Envoy-specific behaviour the stand-in reproduces (docs/proxy-wasm-host.md §4.4, §5, §6.4, §7.2, §7.5): map availability per
 // phase, body rewriting, the auth-deny pattern, implicit route-cache clearing (old Envoy) and WASI on the test clock.
 import { strict as assert } from "node:assert";
-import { ManualClock } from "./clock.js";
+import { ManualClock } from "../../tools/standin/clock.js";
 import { LAYOUT, watBytes, watModule } from "./fixtures/wat-module.js";
-import { serializePairs } from "./pairs.js";
-import { StandIn } from "./stand-in.js";
+import { serializePairs } from "../../tools/standin/pairs.js";
+import { StandIn } from "../../tools/standin/stand-in.js";
 
 const u32s = (vm: { readU32(p: number): number }, ...at: number[]): number[] => at.map((a) => vm.readU32(a));
 const text = (vm: { readU32(p: number): number; readMemory(p: number, n: number): Uint8Array }, ptrAt: number): string =>

@@ -2,9 +2,9 @@
 // header map, asynchronous filters pausing and resuming, and local replies skipping filters that saw nothing.
 import { strict as assert } from "node:assert";
 import { watModule } from "./fixtures/wat-module.js";
-import type { HeaderMap } from "./header-map.js";
-import type { DataStatus, FilterCallbacks, HeadersStatus, HttpFilter, HttpFilterFactory, TrailersStatus } from "./http-filter.js";
-import { StandIn } from "./stand-in.js";
+import type { HeaderMap } from "../../tools/standin/header-map.js";
+import type { DataStatus, FilterCallbacks, HeadersStatus, HttpFilter, HttpFilterFactory, TrailersStatus } from "../../tools/standin/http-filter.js";
+import { StandIn } from "../../tools/standin/stand-in.js";
 
 type Behaviour = { onDecodeHeaders?: (h: HeaderMap, cb: FilterCallbacks) => HeadersStatus };
 

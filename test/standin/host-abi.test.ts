@@ -1,12 +1,12 @@
-// Host functions byte by byte (spec §2–§4): output allocation, header maps, properties, effective context,
+// Host functions byte by byte (docs/proxy-wasm-host.md §2–§4): output allocation, header maps, properties, effective context,
 // metrics, shared data CAS, foreign functions and buffers, exercised through a module that re-exports them.
 import { strict as assert } from "node:assert";
-import { WasmResult } from "./abi.js";
+import { WasmResult } from "../../tools/standin/abi.js";
 import { LAYOUT, watModule } from "./fixtures/wat-module.js";
-import type { HttpStream, RequestSpec } from "./filter-chain.js";
-import { serializePairs } from "./pairs.js";
-import { StandIn, type Plugin } from "./stand-in.js";
-import type { WasmVm } from "./wasm-vm.js";
+import type { HttpStream, RequestSpec } from "../../tools/standin/filter-chain.js";
+import { serializePairs } from "../../tools/standin/pairs.js";
+import { StandIn, type Plugin } from "../../tools/standin/stand-in.js";
+import type { WasmVm } from "../../tools/standin/wasm-vm.js";
 
 const { Ok, NotFound, BadArgument, SerializationFailure, InvalidMemoryAccess, CasMismatch } = WasmResult;
 const RET_PTR = LAYOUT.scratch;

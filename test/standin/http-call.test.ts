@@ -1,13 +1,13 @@
-// proxy_http_call (spec §4.6, §6.4 auth pattern): validation, root-owned asynchronous completion with map 6 and
+// proxy_http_call (docs/proxy-wasm-host.md §4.6, §6.4 auth pattern): validation, root-owned asynchronous completion with map 6 and
 // buffer 4 readable, handler and real loopback clusters, 504 timeouts on the test clock, resets, deleted streams.
 import { strict as assert } from "node:assert";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ManualClock } from "./clock.js";
+import { ManualClock } from "../../tools/standin/clock.js";
 import { watModule } from "./fixtures/wat-module.js";
-import type { HttpCallRequest } from "./http-callout.js";
-import { serializePairs } from "./pairs.js";
-import { StandIn, type PluginOptions } from "./stand-in.js";
+import type { HttpCallRequest } from "../../tools/standin/http-callout.js";
+import { serializePairs } from "../../tools/standin/pairs.js";
+import { StandIn, type PluginOptions } from "../../tools/standin/stand-in.js";
 
 // Memory the module reads its call arguments from, and where it records what it saw.
 const A = { cluster: 40, clusterLen: 44, headers: 48, headersLen: 52, timeout: 60, token: 64, rc: 68,

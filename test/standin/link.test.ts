@@ -1,8 +1,8 @@
-// Link check (spec §4, §7.5): imports Envoy does not provide, or provides with another signature, fail the load.
+// Link check (docs/proxy-wasm-host.md §4, §7.5): imports Envoy does not provide, or provides with another signature, fail the load.
 import { strict as assert } from "node:assert";
 import { watModule } from "./fixtures/wat-module.js";
-import { PluginLoadError, StandIn } from "./stand-in.js";
-import { inspectModule } from "./wasm-module.js";
+import { PluginLoadError, StandIn } from "../../tools/standin/stand-in.js";
+import { inspectModule } from "../../tools/standin/wasm-module.js";
 
 async function loadError(bytes: Uint8Array, host = new StandIn()): Promise<PluginLoadError> {
   try {

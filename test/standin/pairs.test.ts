@@ -1,8 +1,8 @@
-// Pair serialization (spec §2.2): byte-exact layout, round trips, and cpp-host's invalid-input → empty-list rule.
+// Pair serialization (docs/proxy-wasm-host.md §2.2): byte-exact layout, round trips, and cpp-host's invalid-input → empty-list rule.
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { MAX_PAIRS_BYTES, keyValuesSize, pairsSize, parsePairs, serializePairs, writeKeyValues, type Pair } from "./pairs.js";
-import { HeaderMap } from "./header-map.js";
+import { MAX_PAIRS_BYTES, keyValuesSize, pairsSize, parsePairs, serializePairs, writeKeyValues, type Pair } from "../../tools/standin/pairs.js";
+import { HeaderMap } from "../../tools/standin/header-map.js";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 

@@ -1,10 +1,10 @@
 // The real proxy-runtime 0.1.8 SDK (filters/build/noop.wasm) under the stand-in: loads unchanged, runs on several
-// VMs in Envoy's callback order, and shows the SDK defects of spec §8 exactly as Envoy would.
+// VMs in Envoy's callback order, and shows the SDK defects of docs/proxy-wasm-host.md §8 exactly as Envoy would.
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { PluginLoadError, REPO_ROOT, StandIn } from "./stand-in.js";
+import { PluginLoadError, REPO_ROOT, StandIn } from "../../tools/standin/stand-in.js";
 
 const NOOP = "filters/build/noop.wasm";
 

@@ -1,10 +1,10 @@
-// HTTP stream callback order and control (spec §6.4, §6.5, §7.6): local replies, pause/resume, body buffering,
+// HTTP stream callback order and control (docs/proxy-wasm-host.md §6.4, §6.5, §7.6): local replies, pause/resume, body buffering,
 // traps under fail_open / fail-closed, ticks on the test clock and shared queues.
 import { strict as assert } from "node:assert";
-import { ManualClock } from "./clock.js";
+import { ManualClock } from "../../tools/standin/clock.js";
 import { LAYOUT, watBytes, watModule } from "./fixtures/wat-module.js";
-import { serializePairs } from "./pairs.js";
-import { StandIn } from "./stand-in.js";
+import { serializePairs } from "../../tools/standin/pairs.js";
+import { StandIn } from "../../tools/standin/stand-in.js";
 
 /** Names logged (info) by the fixture callbacks on stream `id`. */
 function calls(logs: { message: string; level: string }[]): string[] {

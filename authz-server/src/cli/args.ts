@@ -1,4 +1,4 @@
-// Command-line flags of authz-server with their environment equivalents (DESIGN.md "Build and run").
+// Command-line flags of authz-server with their environment equivalents (docs/cli.md).
 // Bad input throws UsageError naming the flag and the problem.
 
 export interface ServerArgs {

@@ -1,5 +1,5 @@
-// The policy file as written (YAML or JSON), after schema validation: the types of DESIGN.md's
-// `AuthzPolicy`. compile-policy.ts turns this into the immutable runtime form.
+// The policy file as written (YAML or JSON), after schema validation: the types of `AuthzPolicy`
+// (docs/policy.md). compile-policy.ts turns this into the immutable runtime form.
 import type { RateLimitSpec } from "../quota/contract.js";
 
 export interface PolicyDocument {

@@ -13,7 +13,7 @@ import { createLogger } from "../../../authz-server/src/observability/logger.js"
 import { runPipeline } from "../../../authz-server/src/pipeline.js";
 import { buildRuntime } from "../../../authz-server/src/policy-holder.js";
 import { loadPolicyFile } from "../../../authz-server/src/policy/load-policy.js";
-import { checkRequest } from "../helpers/authz-harness.js";
+import { checkRequest } from "../../../tools/testing/authz-harness.js";
 import { attributes } from "./fixtures/attributes.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));

@@ -10,7 +10,7 @@ import type { Runtime } from "../../../authz-server/src/policy-holder.js";
 import { runPipeline } from "../../../authz-server/src/pipeline.js";
 import { attributes } from "./fixtures/attributes.js";
 import { startIdp, type IdpServer } from "./fixtures/idp-server.js";
-import { startIntrospectionServer, type IntrospectionServer } from "./fixtures/introspection-server.js";
+import { startIntrospectionServer, type IntrospectionServer } from "../../../tools/testing/introspection-server.js";
 import { buildTestRuntime } from "./fixtures/runtime.js";
 
 const API_KEY = "partner-key-7c1e0b5d";

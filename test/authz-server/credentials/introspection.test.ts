@@ -8,8 +8,8 @@ import { Registry } from "prom-client";
 import { AuthzError } from "../../../authz-server/src/errors.js";
 import { DEFAULT_INTROSPECTION_OPTIONS, Introspector, readSecretRef, type IntrospectionOptions } from "../../../authz-server/src/credentials/introspection.js";
 import { RedisIntrospectionCache, TtlLru } from "../../../authz-server/src/credentials/introspection-cache.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
-import { startIntrospectionServer, type IntrospectionServer } from "./fixtures/introspection-server.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
+import { startIntrospectionServer, type IntrospectionServer } from "../../../tools/testing/introspection-server.js";
 
 const CLIENT = { id: "meshward", secret: "s3cr:t+/ x%" };
 

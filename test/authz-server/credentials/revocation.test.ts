@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { startCredentialServices } from "../../../authz-server/src/credentials/credential-services.js";
 import { MemoryRevocationStore, RedisRevocationStore, revocationPlugin } from "../../../authz-server/src/credentials/revocation.js";
 import type { UserIdentity } from "../../../authz-server/src/model.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { attributes } from "./fixtures/attributes.js";
 import { newKey, signJwt } from "./fixtures/idp-server.js";
 import { buildTestRuntime, jwtPolicy } from "./fixtures/runtime.js";

@@ -8,7 +8,7 @@ import { bucketKey } from "../../../authz-server/src/quota/bucket-key.js";
 import { MemoryBucketStore } from "../../../authz-server/src/quota/memory-store.js";
 import { RedisBucketStore } from "../../../authz-server/src/quota/redis-store.js";
 import { TAKE_TOKENS_LUA, TAKE_TOKENS_SHA1 } from "../../../authz-server/src/quota/take-tokens-script.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 
 interface StoreFixture {
   store: BucketStore;

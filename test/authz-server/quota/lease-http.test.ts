@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually, serveQuotaHttp } from "./harness.js";
 
 interface Reply {

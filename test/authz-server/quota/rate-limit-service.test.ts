@@ -6,7 +6,7 @@ import { Registry } from "prom-client";
 import { grpcClients, rateLimitService } from "../../../authz-server/src/grpc/protos.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually, serveQuotaHttp } from "./harness.js";
 
 type Entry = { key: string; value: string };

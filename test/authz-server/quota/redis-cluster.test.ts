@@ -11,8 +11,8 @@ import { Registry } from "prom-client";
 import { bucketKey } from "../../../authz-server/src/quota/bucket-key.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
-import { freePort } from "../../helpers/ports.js";
-import { requireRedis } from "../../helpers/redis.js";
+import { freePort } from "../../../tools/testing/ports.js";
+import { requireRedis } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually, serveQuotaHttp } from "./harness.js";
 
 describe("quota service on Redis Cluster (redis+cluster:// URL)", () => {

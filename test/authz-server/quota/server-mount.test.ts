@@ -12,7 +12,7 @@ import { PolicyHolder } from "../../../authz-server/src/policy-holder.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
 import { createAuthzServer, type AuthzServer } from "../../../authz-server/src/server.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually } from "./harness.js";
 
 const policy = (capacity: number) => `apiVersion: meshward.io/v1

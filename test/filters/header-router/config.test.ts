@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PluginLoadError, StandIn } from "../../standin/index.js";
+import { PluginLoadError, StandIn } from "../../../tools/standin/index.js";
 
 const WASM = "filters/build/header-router.wasm";
 const fixtureDir = fileURLToPath(new URL("./fixtures/invalid/", import.meta.url));
@@ -44,7 +44,7 @@ describe("header-router configuration validation (stand-in)", function () {
     assert.equal(critical[0], "header-router: no filter registered for root id 'header-routr' (known: header-router)");
   });
 
-  it("accepts the configuration example from DESIGN.md", async () => {
+  it("accepts the documented configuration example (docs/plugin-configs.md)", async () => {
     const host = new StandIn({ logLevel: "info" });
     const plugin = await host.loadPlugin({
       wasm: WASM, rootId: "header-router", workers: 2, configuration: {

@@ -1,7 +1,7 @@
 // header-router behaviour through the Envoy stand-in with the shipped filters/build/header-router.wasm.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { StandIn, inspectModule, type Plugin, type RunStreamOptions } from "../../standin/index.js";
+import { StandIn, inspectModule, type Plugin, type RunStreamOptions } from "../../../tools/standin/index.js";
 import { stickyIndex } from "./sticky-reference.js";
 
 const WASM = "filters/build/header-router.wasm";

@@ -1,6 +1,6 @@
 // Stable hash and weighted choice (filters/lib/hash.ts, weighted.ts, random.ts) via the loader.
 import assert from "node:assert/strict";
-import { AsLib, loadAsLib } from "./as-lib.js";
+import { AsLib, loadAsLib } from "../../../tools/testing/as-lib.js";
 
 const FNV_OFFSET = 0xcbf29ce484222325n;
 const FNV_PRIME = 0x100000001b3n;

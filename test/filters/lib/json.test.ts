@@ -1,6 +1,6 @@
 // Strict JSON reader and config-reader messages (filters/lib/json.ts, config-reader.ts) via the loader.
 import assert from "node:assert/strict";
-import { AsLib, loadAsLib } from "./as-lib.js";
+import { AsLib, loadAsLib } from "../../../tools/testing/as-lib.js";
 
 describe("filters/lib json reader", function () {
   this.timeout(120_000);

@@ -1,6 +1,6 @@
 // Request matchers (path, methods, headers, query, cookies) and their parsing, via the loader.
 import assert from "node:assert/strict";
-import { AsLib, loadAsLib } from "./as-lib.js";
+import { AsLib, loadAsLib } from "../../../tools/testing/as-lib.js";
 
 describe("filters/lib request matchers", function () {
   this.timeout(120_000);

@@ -1,7 +1,7 @@
 // Invalid rate-limit plugin configurations: Envoy (the stand-in) refuses the plugin because
 // onConfigure returns false, and the critical log line names the field and the problem.
 import { strict as assert } from "node:assert";
-import { ManualClock, PluginLoadError, StandIn } from "../../standin/index.js";
+import { ManualClock, PluginLoadError, StandIn } from "../../../tools/standin/index.js";
 import { WASM, loadRateLimit, type Json } from "./harness.js";
 
 const limit = (extra: Json = {}): Json => ({ name: "per-ip", key: [{ source: "remote_address" }], capacity: 10, refillPerSecond: 1, ...extra });
@@ -55,7 +55,7 @@ describe("rate-limit filter: invalid configuration is refused with the field nam
     });
   }
 
-  it("accepts the DESIGN.md example configuration", async () => {
+  it("accepts the documented example configuration (docs/plugin-configs.md)", async () => {
     const { host } = await loadRateLimit({
       domain: "edge", enforcement: "enforce", failureMode: "allow", responseHeaders: true,
       quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 },

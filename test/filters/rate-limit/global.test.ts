@@ -2,8 +2,8 @@
 // stand-in hosts = separate shared data) spend tokens leased from the real quota service, never
 // admit more than the global bucket allows, pause only on an empty pool, and honour failureMode.
 import { strict as assert } from "node:assert";
-import { ManualClock, StandIn, SystemClock, type StreamResult } from "../../standin/index.js";
-import { requireRedis, startRedis, type RedisProcess } from "../../helpers/redis.js";
+import { ManualClock, StandIn, SystemClock, type StreamResult } from "../../../tools/standin/index.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { loadRateLimit, replyHeader, settle, status, type Json, type RateLimitSetup } from "./harness.js";
 import { startQuota, type QuotaHarness } from "./quota-server.js";
 

@@ -1,6 +1,6 @@
 // Test helpers for the rate-limit filter: loading filters/build/rate-limit.wasm into the Envoy
 // stand-in, sending requests, and forcing compare-and-swap races between worker VMs.
-import { ManualClock, StandIn, type HttpStream, type Plugin, type StreamResult } from "../../standin/index.js";
+import { ManualClock, StandIn, type HttpStream, type Plugin, type StreamResult } from "../../../tools/standin/index.js";
 
 export const WASM = "filters/build/rate-limit.wasm";
 export const VM_ID = "rl";

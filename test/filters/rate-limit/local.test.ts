@@ -14,7 +14,7 @@ describe("rate-limit filter: local limits (stand-in)", function () {
     const setup = await loadRateLimit(localConfig({ capacity, refillPerSecond: 0 }), { workers: 4 });
     let next = 0;
     const nested = injectRaces(setup, BUCKETS, 0.5, 42, () => ({ worker: next++ % 4, source: "10.9.9.9:1000" }));
-    const outer: Promise<import("../../standin/index.js").StreamResult>[] = [];
+    const outer: Promise<import("../../../tools/standin/index.js").StreamResult>[] = [];
     for (let i = 0; i < 120; i++) outer.push(send(setup.plugin, i % 4, { source: "10.9.9.9:2000" }));
     const results = [...await Promise.all(outer), ...await Promise.all(nested.map((s) => s.completion))];
     const admitted = results.filter((r) => status(r) === 200).length;

@@ -310,7 +310,7 @@ describe("rate-limit pure modules (loader)", () => {
   });
 
   describe("configuration", () => {
-    it("accepts the DESIGN.md example configuration", () => {
+    it("accepts the documented example configuration (docs/plugin-configs.md)", () => {
       const design = {
         domain: "edge", enforcement: "enforce", failureMode: "allow", responseHeaders: true,
         quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 },

@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
 import type { QuotaService, RateLimitSpec } from "../../../authz-server/src/quota/contract.js";
-import type { HttpCallHandler } from "../../standin/index.js";
+import type { HttpCallHandler } from "../../../tools/standin/index.js";
 
 export interface QuotaHarness {
   readonly quota: QuotaService;

@@ -1,0 +1,127 @@
+// The real authz-server for e2e chains, wired as main.ts wires it (policy holder with JWT and API-key
+// credentials, in-memory quota service) on loopback port 0, plus a JWT issuer with a JWKS file.
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SignJWT, exportJWK } from "jose";
+import { Registry } from "prom-client";
+import { systemClock } from "../../authz-server/src/clock.js";
+import { startCredentialServices } from "../../authz-server/src/credentials/credential-services.js";
+import { jwksKeySourceFactory } from "../../authz-server/src/credentials/jwks.js";
+import { createLogger } from "../../authz-server/src/observability/logger.js";
+import { PolicyHolder } from "../../authz-server/src/policy-holder.js";
+import { createQuotaService } from "../../authz-server/src/quota/index.js";
+import { createAuthzServer, type AuthzServer } from "../../authz-server/src/server.js";
+
+export const ISSUER = "https://idp.e2e.meshward.test/";
+export const AUDIENCE = "orders-api";
+
+export interface Issuer {
+  readonly jwksFile: string;
+  sign(claims: Record<string, unknown>, expiresInSec?: number): Promise<string>;
+}
+
+export interface RunningAuthz {
+  readonly grpcAddress: string;
+  readonly httpAddress: string;
+  readonly logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+/** An ES256 issuer whose public key is written to `dir`/jwks.json (the policy's jwks.file). */
+export async function createIssuer(dir: string): Promise<Issuer> {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwksFile = join(dir, "jwks.json");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "e2e", alg: "ES256", use: "sig" };
+  writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }));
+  const key: KeyObject = privateKey;
+  return {
+    jwksFile,
+    async sign(claims, expiresInSec = 300) {
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "ES256", kid: "e2e" })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime(`${expiresInSec}s`)
+        .sign(key);
+    },
+  };
+}
+
+export function tempDir(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "meshward-e2e-"));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The e2e policy: JWT users with identity headers, a mesh peer binding, and a listener-only rule. */
+export function e2ePolicy(jwksFile: string): string {
+  return `apiVersion: meshward.io/v1
+kind: AuthzPolicy
+spec:
+  providers:
+    jwt:
+      - name: e2e
+        issuer: ${ISSUER}
+        audiences: [${AUDIENCE}]
+        jwks: { file: ${jwksFile} }
+        algorithms: [ES256]
+        roles: { claim: roles }
+        claimsToHeaders:
+          - { claim: sub, header: x-user-id }
+          - { claim: tier, header: x-user-tier }
+    mesh: { trustDomains: [cluster.local] }
+  roles:
+    reader: ["orders:read"]
+  bindings:
+    - subjects: ["spiffe://cluster.local/ns/billing/sa/billing-api"]
+      roles: [reader]
+  rules:
+    - name: health
+      match: { paths: ["/healthz"] }
+      allow: anonymous
+    - name: orders-read
+      match: { paths: ["/api/orders/**"], methods: [GET] }
+      require: { permissions: ["orders:read"] }
+    - name: billing-for-users
+      match: { paths: ["/api/invoices/**"] }
+      require:
+        user: true
+        roles: [reader]
+        peer: { principals: ["spiffe://cluster.local/ns/billing/sa/billing-api"] }
+    - name: sidecar-internal
+      match: { paths: ["/internal/**"] }
+      require: { peer: { namespaces: [billing] } }
+      when: 'context["listener"] == "sidecar-inbound"'
+  rateLimits:
+    - { domain: edge, name: per-user, capacity: 1000, refillPerSecond: 100 }
+`;
+}
+
+/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. */
+export async function startAuthz(dir: string, policyText: string): Promise<RunningAuthz> {
+  const file = join(dir, "policy.yaml");
+  writeFileSync(file, policyText);
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const registry = new Registry();
+  // The production credential plugins (API keys, introspection, revocation, certificate binding), in memory.
+  const credentials = await startCredentialServices({ logger });
+  const holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory, credentialPlugins: credentials.plugins });
+  const runtime = holder.load();
+  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry });
+  const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
+  const { grpcPort, httpPort } = await server.start();
+  return {
+    grpcAddress: `127.0.0.1:${grpcPort}`,
+    httpAddress: `127.0.0.1:${httpPort}`,
+    logs,
+    async stop() {
+      await server.stop(100);
+      await quota.close();
+      await credentials.close();
+      holder.close();
+    },
+  };
+}
