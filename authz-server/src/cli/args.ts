@@ -26,7 +26,8 @@ export const USAGE = `usage: authz-server --policy PATH [--grpc-addr HOST:PORT] 
   --grpc-addr HOST:PORT  ext_authz, health and rate limit gRPC listener (default 0.0.0.0:9191)
   --http-addr HOST:PORT  /healthz, /readyz, /metrics and quota HTTP listener (default 0.0.0.0:8181)
   --redis URL            redis://… for quota buckets (env MESHWARD_REDIS; absent = in-memory)
-  --workers N            N processes sharing the ports (default 1)
+  --workers N|auto       N processes sharing the ports (env MESHWARD_WORKERS; default 1);
+                         auto = the CPUs available, capped by the container's CPU limit
   --log-level LEVEL      fatal, error, warn, info, debug, trace or silent (default info)
   --admin-addr HOST:PORT admin listener for /v1/revocations (env MESHWARD_ADMIN_ADDR; default: disabled)
   --admin-token-file PATH bearer secret of the admin listener (or env MESHWARD_ADMIN_TOKEN); required with --admin-addr`;
@@ -34,7 +35,8 @@ export const USAGE = `usage: authz-server --policy PATH [--grpc-addr HOST:PORT] 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 const FLAGS = new Set(["--policy", "--grpc-addr", "--http-addr", "--redis", "--workers", "--log-level", "--admin-addr", "--admin-token-file"]);
 
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerArgs {
+/** `cpus` answers `--workers auto` (cli/cpu-budget.ts reads the machine's; tests pass their own). */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, cpus: () => number = () => 1): ServerArgs {
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -58,8 +60,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Serv
     const m = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(addr);
     if (!m || Number(m[1]) > 65535) throw new UsageError(`flag '${flag}': invalid address '${addr}' (expected HOST:PORT)`);
   }
-  const workersText = values.get("--workers") ?? "1";
-  if (!/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`flag '--workers': '${workersText}' is not a whole number from 1 to 999`);
+  const workersText = values.get("--workers") ?? (env.MESHWARD_WORKERS || "1");
+  if (workersText !== "auto" && !/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`flag '--workers': '${workersText}' is not 'auto' or a whole number from 1 to 999`);
+  const workers = workersText === "auto" ? Math.min(999, Math.max(1, cpus())) : Number(workersText);
   const logLevel = values.get("--log-level") ?? "info";
   if (!LEVELS.has(logLevel)) throw new UsageError(`flag '--log-level': unknown level '${logLevel}'`);
   const redis = values.get("--redis") ?? (env.MESHWARD_REDIS || undefined);
@@ -67,5 +70,5 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Serv
   if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError(`flag '--redis': '${redis.replace(/\/\/[^/@]*@/, "//***@")}' is not a redis:// or rediss:// URL`);
   const adminAddr = values.get("--admin-addr") ?? env.MESHWARD_ADMIN_ADDR;
   const adminTokenFile = values.get("--admin-token-file");
-  return { policy, grpcAddr, httpAddr, workers: Number(workersText), logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}) };
+  return { policy, grpcAddr, httpAddr, workers, logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}) };
 }
