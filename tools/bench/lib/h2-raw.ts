@@ -9,11 +9,12 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 // hpack.js has no type declarations; the shape used here is small.
 interface HpackDecompressor {
+  on(event: "error", listener: (err: Error) => void): void;
   write(buf: Buffer): void;
   execute(): void;
   read(): { name: string; value: string } | null;
 }
-const hpack = require("hpack.js") as { decompressor: { create(o: { table: { size: number } }): HpackDecompressor } };
+const hpack = require("hpack.js") as { decompressor: { create(o: { table: { maxSize: number } }): HpackDecompressor } };
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const DATA = 0x0, HEADERS = 0x1, RST_STREAM = 0x3, SETTINGS = 0x4, PING = 0x6, GOAWAY = 0x7, WINDOW_UPDATE = 0x8, CONTINUATION = 0x9;
@@ -112,7 +113,9 @@ export class RawH2Client {
   private received = 0;
   private readonly queue: RawCallback[] = [];
   private closed: string | undefined;
-  private readonly decoder = hpack.decompressor.create({ table: { size: 0 } });
+  /** Table size 0, as our SETTINGS ask: a server that used a dynamic table anyway fails decoding loudly. */
+  private readonly decoder = hpack.decompressor.create({ table: { maxSize: 0 } });
+  private decodeError: Error | undefined;
   /** Decoded header blocks by their bytes (bounded): the same answer is decoded once. */
   private readonly memo = new Map<string, Array<[string, string]>>();
   private readonly template: Buffer;
@@ -122,6 +125,7 @@ export class RawH2Client {
   private constructor(private readonly socket: Socket, shape: RawRequestShape, private readonly keepBody: boolean, private readonly grpc: boolean) {
     ({ template: this.template, dataAt: this.dataAt } = encodeRequest(shape));
     this.bodyLength = shape.body?.length ?? 0;
+    this.decoder.on("error", (err) => void (this.decodeError = err));
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (err) => this.fail(err.message));
@@ -250,7 +254,13 @@ export class RawH2Client {
           s.pending = undefined;
         }
         const ends = type === HEADERS ? (flags & END_STREAM) !== 0 : s.endsWithBlock;
-        this.onHeaderBlock(s, fragment, ends);
+        try {
+          this.onHeaderBlock(s, fragment, ends);
+        } catch {
+          this.fail("HPACK_ERROR");
+          this.socket.destroy();
+          return;
+        }
         if (ends) this.finish(id, s);
         return;
       }
@@ -313,8 +323,10 @@ export class RawH2Client {
     const key = block.toString("latin1");
     const hit = this.memo.get(key);
     if (hit) return hit;
+    this.decodeError = undefined;
     this.decoder.write(block);
     this.decoder.execute();
+    if (this.decodeError) throw new Error(`HPACK: ${(this.decodeError as Error).message}`);
     const out: Array<[string, string]> = [];
     for (let h = this.decoder.read(); h; h = this.decoder.read()) if (h.name === ":status" || h.name === "grpc-status") out.push([h.name, h.value]);
     if (this.memo.size < 4096) this.memo.set(key, out);
