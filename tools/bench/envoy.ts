@@ -468,6 +468,8 @@ async function measure(s: Scenario, ctx: Ctx, mix: Mix, plan: Plan, progress: (m
     if (s.vmsPerWorker) {
       const requests = s.memoryBudget ? plan.memoryRequests : plan.memoryRequestsOthers;
       progress(`${s.key}: ${requests.toLocaleString("en-US")} requests for memory growth`);
+      // A further warm-up first (a tenth as many requests) so allocator and JIT settling is not counted as growth.
+      await runH2loadHttp({ target, path: mix.path, headers: mix.headers, requests: Math.max(20_000, requests / 10), clients: 4, streams: 16, limitSec: 300 });
       const before = await outsideHeap(envoy);
       await runH2loadHttp({ target, path: mix.path, headers: mix.headers, requests, clients: 4, streams: 16, limitSec: 900 });
       const after = await outsideHeap(envoy);

@@ -8,7 +8,7 @@ import { fmt } from "./lib/report.js";
 import { median } from "./lib/percentiles.js";
 import { runOpenLoop, type OpenLoopResult } from "./lib/open-loop.js";
 import { runH2load } from "./lib/h2load.js";
-import { spawnTrivialAuthz, type RunningServer } from "./lib/trivial-authz.js";
+import { spawnBareHttp2Authz, spawnTrivialAuthz, type RunningServer } from "./lib/trivial-authz.js";
 import { AUTHZ_MAIN, authzBuilt, checkOnce, startAuthzProcess } from "./lib/authz-process.js";
 import { CHECK_PATH } from "./lib/check-status.js";
 import { createAuthzFixture, type AuthzFixture } from "./fixtures/authz-fixture.js";
@@ -83,7 +83,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
   const cores = cpus().length;
   // The workers budget needs a core free for h2load; on 2 cores a quick run skips the comparison.
   const measureWorkers = withOurs && (!quick || cores >= 3);
-  const steps = plan.rates.length * plan.reps * (withOurs ? 2 : 1) + plan.reps * (withOurs ? (measureWorkers ? 3 : 2) : 1);
+  const steps = plan.rates.length * plan.reps * (withOurs ? 2 : 1) + plan.reps * ((withOurs ? (measureWorkers ? 3 : 2) : 1) + 1);
   let step = 0;
   const measuring = (msg: string): void => progress(`[${++step}/${steps}] ${msg}`);
   try {
@@ -198,6 +198,12 @@ export const bench: BenchModule = async ({ quick, progress }) => {
         if (code !== 0) throw new Error(`authz-server --workers 2 denied the benchmark token (status code ${code})`);
         targets.push({ label: "ours, --workers 2", server: two, rates: [], cpuUs: [] });
       }
+      // The transport floor: the same answer from bare node:http2, to show what grpc-js itself costs per Check.
+      progress("starting the bare node:http2 handler");
+      const bare = await spawnBareHttp2Authz();
+      servers.push(bare);
+      if ((await checkOnce(bare.target, request)) !== 0) throw new Error("the bare node:http2 handler did not answer OK");
+      targets.push({ label: "bare node:http2", server: bare, rates: [], cpuUs: [] });
       for (let rep = 0; rep < plan.reps; rep++) {
         for (let k = 0; k < targets.length; k++) {
           const target = targets[(k + rep) % targets.length]!;
@@ -211,8 +217,22 @@ export const bench: BenchModule = async ({ quick, progress }) => {
           if (cpu0 !== undefined && cpu1 !== undefined) target.cpuUs.push(((cpu1 - cpu0) * 1000) / (r.total * (1 + plan.h2loadWarmupSec / plan.h2loadSec)));
         }
       }
+      const bareTarget = targets.pop()!;
       const [trivialTp, oursTp, twoTp] = targets.map((t) => median(t.rates));
       const [trivialCpu, oursCpu] = targets.map((t) => (t.cpuUs.length ? median(t.cpuUs) : undefined));
+      if (trivialCpu !== undefined && bareTarget.cpuUs.length) {
+        const bareCpu = median(bareTarget.cpuUs);
+        rows.push({
+          area: "throughput",
+          name: "transport: trivial handler on grpc-js vs on bare node:http2 (CPU per Check)",
+          unit: "µs",
+          ours: trivialCpu,
+          baseline: bareCpu,
+          baselineName: "bare node:http2, same answer",
+          ratio: trivialCpu / bareCpu,
+          note: `grpc-js adds ${fmt(trivialCpu - bareCpu)} µs per Check over bare node:http2 (throughput ${fmt(trivialTp!)} vs ${fmt(median(bareTarget.rates))} req/s); authz-server's own work adds ${oursCpu !== undefined ? fmt(oursCpu - trivialCpu) : "—"} µs over the grpc-js trivial handler; the bare server keeps none of gRPC's deadlines, cancellation, size limits or health; ${reps}`,
+        });
+      }
       if (oursTp !== undefined && trivialCpu !== undefined && oursCpu !== undefined) {
         rows.push({
           area: "throughput",
