@@ -130,16 +130,16 @@ describe("container images (textual checks)", function () {
   });
 });
 
-describe("npm run envoy (envoy/local/run.mjs)", function () {
-  it("exits 1 with a clear message when Envoy is not installed", function () {
-    const r = spawnSync(process.execPath, ["envoy/local/run.mjs"], { cwd: repo(""), encoding: "utf8", env: { PATH: "/nonexistent" }, timeout: 20_000 });
+describe("npm run envoy (tools/envoy/run-local.ts)", function () {
+  it("exits 1 naming ENVOY_BIN when it is not an executable", function () {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "tools/envoy/run-local.ts"], { cwd: repo(""), encoding: "utf8", env: { PATH: process.env["PATH"], ENVOY_BIN: "/nonexistent/envoy" }, timeout: 30_000 });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /Envoy is not installed: set ENVOY_BIN to an envoy binary or put `envoy` on PATH/);
+    assert.match(r.stderr, /npm run envoy: ENVOY_BIN=\/nonexistent\/envoy is not an executable file/);
   });
 
-  it("exits 1 naming ENVOY_BIN when it is not an executable", function () {
-    const r = spawnSync(process.execPath, ["envoy/local/run.mjs"], { cwd: repo(""), encoding: "utf8", env: { PATH: "/nonexistent", ENVOY_BIN: "/nonexistent/envoy" }, timeout: 20_000 });
+  it("exits 1 with usage on an unknown argument", function () {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "tools/envoy/run-local.ts", "gateway"], { cwd: repo(""), encoding: "utf8", timeout: 30_000 });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /ENVOY_BIN=\/nonexistent\/envoy is not an executable file/);
+    assert.match(r.stderr, /unknown argument "gateway" \(usage: npm run envoy \[-- edge\|sidecar\] \[--port N\]\)/);
   });
 });

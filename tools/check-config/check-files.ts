@@ -34,6 +34,8 @@ export interface CheckOptions {
 export interface CheckReport {
   readonly files: readonly string[];
   readonly problems: readonly Problem[];
+  /** Bootstraps that passed the proto and semantic checks, for `envoy --mode validate` (cli.ts). */
+  readonly bootstraps: readonly { file: string; path: string; value: unknown }[];
 }
 
 const CONFIG_EXT = new Set([".yaml", ".yml", ".json"]);
@@ -71,6 +73,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
   let envoy: EnvoyJsonValidator | undefined;
   const envoyValidator = (): EnvoyJsonValidator => (envoy ??= new EnvoyJsonValidator(loadEnvoyProtos()));
   const baseDir = opts.envoyBaseDir ?? REPO_ROOT;
+  const bootstraps: { file: string; path: string; value: unknown }[] = [];
 
   /** Global (leased) limits the filters use, and the limits the policies define (the authority). */
   const globalLimits: { file: string; path: string; domain: string; name: string }[] = [];
@@ -91,7 +94,9 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     const onPlugin = (u: WasmFilterUse): void => {
       if (u.plugin === "rate-limit") collectGlobal(file, u.configPath ?? u.path, u.config);
     };
-    problems.push(...checkEnvoySemantics(value, file, base, { baseDir, checkLocalFiles, onPlugin }));
+    const semantic = checkEnvoySemantics(value, file, base, { baseDir, checkLocalFiles, onPlugin });
+    problems.push(...semantic);
+    if (!semantic.some(isError)) bootstraps.push({ file, path: base, value });
   };
   const checkPolicy = (text: string, file: string, base: string): void => {
     try {
@@ -185,7 +190,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
       }
     }
   }
-  return { files, problems };
+  return { files, problems, bootstraps };
 }
 
 type DocKind = "envoy" | "policy" | "jwks" | "header-router" | "rate-limit" | "manifest" | undefined;

@@ -142,9 +142,25 @@ export class EnvoyProtoRegistry {
     }
     this.root.loadSync(file, { keepCase: true });
     this.loadedFiles.add(file);
+    patchKnownGaps(this.root);
     this.root.resolveAll();
     return true;
   }
+}
+
+/**
+ * Fields Envoy 1.40 accepts that the protos shipped in @grpc/grpc-js-xds predate (checked with
+ * `envoy --mode validate`): wasm PluginConfig.failure_policy, which replaces the deprecated fail_open.
+ */
+function patchKnownGaps(root: Root): void {
+  const plugin = root.lookup("envoy.extensions.wasm.v3.PluginConfig");
+  if (plugin === null || !("fieldsArray" in plugin) || (plugin as Type).fields["failure_policy"]) return;
+  const protobuf = loadProtobufjs();
+  const ns = plugin.parent as Protobuf.Namespace;
+  if (ns.get("FailurePolicy") === null) ns.add(new protobuf.Enum("FailurePolicy", { UNSPECIFIED: 0, FAIL_RELOAD: 1, FAIL_CLOSED: 2, FAIL_OPEN: 3 }));
+  const field = new protobuf.Field("failure_policy", 7, "FailurePolicy");
+  (plugin as Type).add(field);
+  field.resolve();
 }
 
 let cached: EnvoyProtoRegistry | undefined;

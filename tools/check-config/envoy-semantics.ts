@@ -122,8 +122,12 @@ function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clus
       const rootId = field(config, "root_id");
       if (rootId !== "header-router" && rootId !== "rate-limit") return;
       const plugin = rootId as PluginName;
-      if (plugin === "header-router" && field(config, "fail_open") === true) {
-        problem(childPath(cfgPath, "fail_open"), "ERR_ENVOY_ROUTER_FAIL_OPEN", "header-router fails open: if the module fails, a client-sent route header picks the route", "warning");
+      if (plugin === "header-router" && (field(config, "failure_policy") === "FAIL_OPEN" || field(config, "fail_open") === true)) {
+        const key = field(config, "failure_policy") === "FAIL_OPEN" ? "failure_policy" : "fail_open";
+        problem(childPath(cfgPath, key), "ERR_ENVOY_ROUTER_FAIL_OPEN", "header-router fails open: if the module fails, a client-sent route header picks the route", "warning");
+      }
+      if (field(config, "fail_open") !== undefined) {
+        problem(childPath(cfgPath, "fail_open"), "ERR_ENVOY_DEPRECATED", "fail_open is deprecated in Envoy 1.40 (warning at load): use failure_policy FAIL_OPEN or FAIL_CLOSED", "warning");
       }
       const code = field(field(field(config, "vm_config"), "code"), "local");
       const filename = field(code, "filename");

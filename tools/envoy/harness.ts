@@ -23,6 +23,8 @@ export interface StartEnvoyOptions {
   readonly readyTimeoutMs?: number;
   /** Envoy binary; default: the resolved one. */
   readonly bin?: string;
+  /** Also hands Envoy's output (log, stdout access log) to this callback as it arrives. */
+  readonly onOutput?: (chunk: string) => void;
 }
 
 export interface RunningEnvoy {
@@ -80,6 +82,7 @@ export async function startEnvoy(options: StartEnvoyOptions): Promise<RunningEnv
   let log = "";
   const append = (c: Buffer) => {
     if (log.length < 8 * 1024 * 1024) log += c.toString("utf8");
+    options.onOutput?.(c.toString("utf8"));
   };
   child.stderr?.on("data", append);
   child.stdout?.on("data", append);

@@ -116,7 +116,8 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
           vmId: vm["vm_id"],
           configuration: config["configuration"]["value"],
           workers: opts.workers ?? 1,
-          failOpen: config["fail_open"] === true,
+          // Envoy 1.40: failure_policy (FAIL_OPEN) replaces the deprecated fail_open.
+          failOpen: config["failure_policy"] === "FAIL_OPEN" || (config["failure_policy"] === undefined && config["fail_open"] === true),
           clusters: wasmClusters,
         });
         plugins.push({ name: config["name"], rootId: config["root_id"], plugin });

@@ -99,8 +99,8 @@ spec:
 `;
 }
 
-/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. */
-export async function startAuthz(dir: string, policyText: string): Promise<RunningAuthz> {
+/** Starts authz-server with `policyText` (written to `dir`); the issuer's JWKS must exist first. Quota in memory, or on `redisUrl`. */
+export async function startAuthz(dir: string, policyText: string, opts: { redisUrl?: string } = {}): Promise<RunningAuthz> {
   const file = join(dir, "policy.yaml");
   writeFileSync(file, policyText);
   const logs: Record<string, unknown>[] = [];
@@ -110,7 +110,7 @@ export async function startAuthz(dir: string, policyText: string): Promise<Runni
   const credentials = await startCredentialServices({ logger });
   const holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory, credentialPlugins: credentials.plugins });
   const runtime = holder.load();
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry });
+  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
   const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
   const { grpcPort, httpPort } = await server.start();
   return {
