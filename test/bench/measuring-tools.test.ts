@@ -86,7 +86,7 @@ describe("bench measuring tools", () => {
       const r = parseH2loadOutput(sample);
       assert.deepEqual(
         { ...r },
-        { reqPerSec: 6834.5, total: 13737, succeeded: 13730, failed: 7, errored: 0, timeout: 0, meanMs: 9.36, maxMs: 165.29 },
+        { reqPerSec: 6834.5, total: 13737, succeeded: 13730, failed: 7, errored: 0, timeout: 0, meanMs: 9.36, maxMs: 165.29, status2xx: 13737, statusOther: 0 },
       );
     });
 
