@@ -13,7 +13,9 @@ import { authorizationService, healthService, rateLimitService } from "./grpc/pr
 import type { CheckRequestObject } from "./attributes/from-check-request.js";
 import { logDecision } from "./observability/decision-log.js";
 import { authzMetrics } from "./observability/metrics.js";
+import { incomingTraceId, type CheckTracer } from "./observability/tracing.js";
 import { runPipeline } from "./pipeline.js";
+import { CACHE_EPOCH_PATH, type CacheEpoch } from "./response/cache-epoch.js";
 import type { PolicyHolder, Runtime } from "./policy-holder.js";
 import type { QuotaService } from "./quota/contract.js";
 import { renderCheckResponse } from "./response/check-response.js";
@@ -26,10 +28,16 @@ export interface AuthzServerDeps {
   readonly clock: Clock;
   readonly newId?: () => string;
   readonly quota?: QuotaService;
+  /** The decision-cache epoch, served at GET /cache/epoch and bumped on every policy change. */
+  readonly cacheEpoch?: CacheEpoch;
   /** host:port; default 0.0.0.0:9191. Port 0 picks a free port. */
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
   readonly httpAddress?: string;
+  /** The /metrics text; default: this registry's (a --workers group passes the aggregated scrape). */
+  readonly scrape?: () => Promise<string>;
+  /** Records one span per Check (observability/tracing.ts); absent = tracing off. */
+  readonly tracer?: CheckTracer;
 }
 
 export interface AuthzServer {
@@ -41,9 +49,9 @@ export interface AuthzServer {
 }
 
 export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
-  const { holder, logger, registry, clock, quota } = deps;
+  const { holder, logger, registry, clock, quota, tracer } = deps;
   const metrics = authzMetrics(registry);
-  const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator() };
+  const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator(), ...(deps.cacheEpoch ? { cacheEpoch: deps.cacheEpoch } : {}) };
   let draining = false;
   let inflight = 0;
   let grpcServer: grpc.Server | undefined;
@@ -56,6 +64,10 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
   };
   if (holder.current) applyPolicy(holder.current);
   holder.onChange(applyPolicy);
+  if (deps.cacheEpoch) {
+    if (holder.current) deps.cacheEpoch.policyChanged(holder.current.policy.version);
+    holder.onChange((r) => deps.cacheEpoch!.policyChanged(r.policy.version));
+  }
   holder.onResult = (result) => metrics.policyReloads.inc({ result });
 
   const check: grpc.handleUnaryCall<CheckRequestObject, object> = (call, callback) => {
@@ -66,17 +78,25 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     }
     inflight++;
     const started = process.hrtime.bigint();
+    const startMs = tracer ? performance.timeOrigin + performance.now() : 0;
     runPipeline(call.request, runtime, pipelineDeps).then(
       ({ attrs, decision, response }) => {
         inflight--;
         const us = Number(process.hrtime.bigint() - started) / 1000;
-        // Answer first: metrics and the decision log are not on the caller's critical path.
+        // Answer first: metrics, the span and the decision log are not on the caller's critical path.
         callback(null, response);
         const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
         counted(result, decision.reason).inc();
         timed(result).observe(us / 1e6);
         for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
-        logDecision(logger, decision, attrs, us, runtime.policy.version);
+        const traceparent = call.metadata.get("traceparent")[0] as string | undefined;
+        let ids;
+        if (tracer) ids = tracer.record({ startMs, metadata: traceMetadata(call.metadata, traceparent), attrs, decision, policyVersion: runtime.policy.version });
+        else {
+          const traceId = incomingTraceId(traceparent, attrs);
+          if (traceId) ids = { traceId };
+        }
+        logDecision(logger, decision, attrs, us, runtime.policy.version, ids);
       },
       (err: unknown) => {
         inflight--;
@@ -84,6 +104,7 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
         const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
         metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
         callback(null, renderCheckResponse(decision, runtime.policy));
+        tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });
       },
     );
   };
@@ -104,16 +125,37 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     return h;
   };
 
-  const servingStatus = () => (holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  // grpc.health.v1: "" is the whole server; each service it serves answers for itself, others are unknown.
+  const services = new Set(["", "envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", ...(quota ? ["envoy.service.ratelimit.v3.RateLimitService"] : [])]);
+  const servingStatus = (service: string) => (!services.has(service) ? "SERVICE_UNKNOWN" : holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  const lastSent = new Map<grpc.ServerWritableStream<object, object>, string>();
+  /** Pushes the status to every Watch stream whose status changed (policy loaded, drain started). */
+  const notifyWatchers = () => {
+    for (const call of watchers) {
+      const service = (call.request as { service?: string }).service ?? "";
+      const status = servingStatus(service);
+      if (lastSent.get(call) === status) continue;
+      lastSent.set(call, status);
+      call.write({ status });
+    }
+  };
   const health = {
-    Check: (_call: unknown, callback: grpc.sendUnaryData<object>) => callback(null, { status: servingStatus() }),
+    Check: (call: grpc.ServerUnaryCall<{ service?: string }, object>, callback: grpc.sendUnaryData<object>) => {
+      const service = call.request.service ?? "";
+      if (!services.has(service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service.slice(0, 200)}'` });
+      else callback(null, { status: servingStatus(service) });
+    },
     Watch: (call: grpc.ServerWritableStream<object, object>) => {
-      // Sends the current status; the stream stays open until the client cancels or the server stops.
-      call.write({ status: servingStatus() });
+      // Sends the current status, then every change, until the client cancels or the server has drained.
       watchers.add(call);
-      call.on("cancelled", () => watchers.delete(call));
+      notifyWatchers();
+      call.on("cancelled", () => {
+        watchers.delete(call);
+        lastSent.delete(call);
+      });
     },
   };
+  holder.onChange(() => notifyWatchers());
 
   async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
     const checks: Record<string, string> = {};
@@ -134,12 +176,18 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, { error: "method_not_allowed" });
     if (path === "/healthz") return send(res, 200, { status: "ok" });
+    if (path === CACHE_EPOCH_PATH && deps.cacheEpoch) {
+      const epoch = deps.cacheEpoch.value();
+      res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(epoch), "cache-control": "no-store" });
+      res.end(epoch);
+      return;
+    }
     if (path === "/readyz") {
       const r = await readiness();
       return send(res, r.ready ? 200 : 503, r);
     }
     if (path === "/metrics") {
-      const text = await registry.metrics();
+      const text = await (deps.scrape ?? (() => registry.metrics()))();
       res.writeHead(200, { "content-type": registry.contentType });
       res.end(text);
       return;
@@ -181,10 +229,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     },
     async stop(graceMs = 10_000) {
       draining = true;
-      for (const w of watchers) w.end();
-      watchers.clear();
+      notifyWatchers();
       const deadline = Date.now() + graceMs;
       while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const w of watchers) w.end();
+      watchers.clear();
+      lastSent.clear();
       await Promise.all([
         new Promise<void>((resolve) => {
           if (!grpcServer) return resolve();
@@ -205,6 +255,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       httpServer = undefined;
     },
   };
+}
+
+function traceMetadata(md: grpc.Metadata, traceparent: string | undefined): { traceparent?: string; tracestate?: string } {
+  if (traceparent === undefined) return {};
+  const tracestate = md.get("tracestate")[0];
+  return typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

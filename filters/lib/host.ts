@@ -10,8 +10,8 @@ import { free } from "@solo-io/proxy-runtime/malloc";
 export const enum HostStatus { Ok = 0, NotFound = 1, BadArgument = 2, Empty = 7, CasMismatch = 8 }
 export const enum LogLevel { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Critical = 5 }
 export const enum MetricKind { Counter = 0, Gauge = 1, Histogram = 2 }
-export const enum MapType { RequestHeaders = 0, ResponseHeaders = 2 }
-export const enum BufferKind { VmConfiguration = 6, PluginConfiguration = 7 }
+export const enum MapType { RequestHeaders = 0, ResponseHeaders = 2, HttpCallResponseHeaders = 6 }
+export const enum BufferKind { HttpCallResponseBody = 4, VmConfiguration = 6, PluginConfiguration = 7 }
 
 // @ts-ignore: decorator
 @external("wasi_unstable", "random_get")
@@ -119,6 +119,11 @@ export function removeRequestHeader(name: ArrayBuffer): u32 {
   return imports.proxy_remove_header_map_value(MapType.RequestHeaders, changetype<usize>(name), name.byteLength);
 }
 
+/** Removes every value of response header `name`. */
+export function removeResponseHeader(name: ArrayBuffer): u32 {
+  return imports.proxy_remove_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength);
+}
+
 /** Adds `name: value` to the response headers. */
 export function addResponseHeader(name: ArrayBuffer, value: ArrayBuffer): u32 {
   return imports.proxy_add_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength,
@@ -139,6 +144,48 @@ export function sendLocalResponse(status: u32, details: string, body: ArrayBuffe
 /** Resumes a request paused in `onRequestHeaders` (deferred until the current callback returns). */
 export function continueRequest(): u32 {
   return imports.proxy_continue_stream(0);
+}
+
+/**
+ * Makes `contextId` the context later host calls act on (a root resuming or answering one of its
+ * paused streams from a root callback such as a tick or an http_call response).
+ */
+export function setEffectiveContext(contextId: u32): u32 {
+  return imports.proxy_set_effective_context(contextId);
+}
+
+// ---- HTTP callouts -----------------------------------------------------------------------------
+
+/** An `httpCall`'s outcome: the host status and, on Ok, the token its response will carry. */
+export class HttpCall {
+  status: u32 = 0;
+  token: u32 = 0;
+}
+
+/**
+ * Sends an HTTP request to the Envoy cluster `cluster`; `headers` is a pairs buffer holding the
+ * pseudo-headers. The status and token land in `out`; the response arrives in `onHttpCallResponse`.
+ */
+export function httpCall(cluster: ArrayBuffer, headers: ArrayBuffer, body: ArrayBuffer, timeoutMs: u32, out: HttpCall): u32 {
+  clearScratch();
+  const status = imports.proxy_http_call(changetype<usize>(cluster), cluster.byteLength, changetype<usize>(headers),
+    headers.byteLength, changetype<usize>(body), body.byteLength, 0, 0, timeoutMs, S_U32);
+  out.status = status;
+  out.token = status == HostStatus.Ok ? load<u32>(S_U32) : 0;
+  return status;
+}
+
+/** One header value of a map (e.g. MapType.HttpCallResponseHeaders); "" when absent or empty. */
+export function headerValue(map: MapType, name: ArrayBuffer): string {
+  clearScratch();
+  const status = imports.proxy_get_header_map_value(map, changetype<usize>(name), name.byteLength, S_PTR, S_SIZE);
+  if (status != HostStatus.Ok) return "";
+  const ptr = load<usize>(S_PTR);
+  const len = load<u32>(S_SIZE);
+  if (ptr == 0 || len == 0) return "";
+  const value = String.UTF8.decodeUnsafe(ptr, len);
+  free(ptr);
+  return value;
 }
 
 // ---- route cache, foreign functions --------------------------------------------------------
@@ -232,6 +279,26 @@ export function setTickPeriodMilliseconds(ms: u32): void {
  */
 export function collectGarbage(): void {
   gc.collect();
+}
+
+/** This VM's linear memory in bytes (64 KiB pages). */
+export function linearMemoryBytes(): u64 {
+  return (<u64>memory.size()) << 16;
+}
+
+/**
+ * The gauge `meshward_<filter>_memory_bytes`: linear memory of the VM that reported last (every VM
+ * reports after configuring and after each cycle collection). Envoy has no per-VM memory stat.
+ */
+export class MemoryGauge {
+  id: u32 = 0;
+  define(filter: string): void {
+    if (this.id == 0) this.id = defineMetric(MetricKind.Gauge, "meshward_" + filter + "_memory_bytes");
+    this.report();
+  }
+  report(): void {
+    recordMetric(this.id, linearMemoryBytes());
+  }
 }
 // AssemblyScript 0.17 only emits the lazily compiled collector when it is referenced at top level.
 gc.collect();

@@ -71,6 +71,29 @@ export class RequestView {
     return -1;
   }
 
+  /**
+   * How many headers are named `name`, counting up to 2, in one pass; when there is one or more,
+   * foundPtr/foundLen point at the first value.
+   */
+  occurrences(name: ArrayBuffer): u32 {
+    const base = changetype<usize>(this.buf);
+    const nameLen = <u32>name.byteLength;
+    const namePtr = changetype<usize>(name);
+    let seen: u32 = 0;
+    let p = this.dataStart;
+    for (let i: i32 = 0; i < <i32>this.count; i++) {
+      const klen = load<u32>(base + 4 + i * 8);
+      const vlen = load<u32>(base + 8 + i * 8);
+      if (klen == nameLen && memory.compare(p, namePtr, klen) == 0) {
+        if (++seen == 2) return 2;
+        this.foundPtr = p + klen + 1;
+        this.foundLen = vlen;
+      }
+      p += <usize>klen + <usize>vlen + 2;
+    }
+    return seen;
+  }
+
   /** The first value of header `name` (lower-case UTF-8 bytes), or null. */
   header(name: ArrayBuffer): string | null {
     if (!this.find(name)) return null;

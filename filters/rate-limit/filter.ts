@@ -1,99 +1,55 @@
-// rate-limit host edge: reads the configuration once, and per request computes each matching
-// limit's key, takes a token from the shared-data bucket (CAS) or the leased pool, pauses when a
-// global pool is empty, and answers 429/503 or adds RateLimit headers. Arithmetic is in the
-// pure modules (token-bucket.ts, lease-pool.ts); this file only talks to the host.
+// rate-limit stream state machine: reads the configuration once; per request computes each
+// matching limit's key, takes a token from the local bucket (local-bucket.ts) or the leased pool
+// (lease-client.ts), pauses while a global pool waits on a lease, and answers 429/503 or adds
+// RateLimit headers. Host calls go through lib/host.ts; arithmetic is in the pure modules.
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
-import * as imports from "@solo-io/proxy-runtime/imports";
-import { free } from "@solo-io/proxy-runtime/malloc";
 import {
-  HostStatus, LogLevel, MetricKind, SharedData, addResponseHeader, collectGarbage, continueRequest, defineMetric,
-  getProperty, getSharedData, incrementMetric, log, nowNanos, readBuffer, readPluginConfiguration, requestHeaderPairs,
-  sendLocalResponse, setSharedData, setTickPeriodMilliseconds,
+  LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
+  readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { ConfigParser, FailureMode, KeyKind, Limit, RateLimitConfig } from "./config";
 import { limitedBody, nearLimit, policyField, rateLimitField, unavailableBody } from "./headers";
 import { addressIp, appendComponent } from "./key";
-import { PoolOutcome, PoolState, applyFailure, applyGrant, secondsUntilRetry, spend } from "./lease-pool";
-import { LEASE_PATH, leaseRequestBody, parseLeaseAnswer, wireKey } from "./lease-protocol";
+import { LeaseClient } from "./lease-client";
+import { PoolOutcome, secondsUntilRetry } from "./lease-pool";
+import { wireKey } from "./lease-protocol";
+import { LocalTake } from "./local-bucket";
+import { Metrics } from "./metrics";
 import { keyFingerprint, slotOf } from "./slot";
-import {
-  BucketSpec, BucketState, remainingTokens, secondsUntilFull, secondsUntilToken, takeToken, windowSeconds,
-} from "./token-bucket";
+import { windowSeconds } from "./token-bucket";
 
 export const FILTER_NAME = "rate-limit";
 const PREFIX = "rate-limit: ";
 /** Streams between runs of the cycle collector (keeps linear memory flat, see lib/host.ts). */
 const COLLECT_EVERY: u32 = 512;
-/** CAS retries before giving up on one shared-data update (then the stricter answer is taken). */
-const MAX_CAS_ATTEMPTS = 64;
-/** CAS used to create a slot: no stored entry carries it, so two creators cannot both win. */
-const CREATE_CAS: u32 = 0xffffffff;
 const NS_PER_MS: i64 = 1000000;
-const HTTP_CALL_RESPONSE_HEADERS = 6;
-const HTTP_CALL_RESPONSE_BODY = 4;
-const STATUS_HEADER = String.UTF8.encode(":status");
 const RATELIMIT_POLICY = String.UTF8.encode("ratelimit-policy");
 const RATELIMIT = String.UTF8.encode("ratelimit");
-
-const enum Verdict { Pass = 0, Wait = 1, Reject = 2 }
-
-// Per-VM scratch: callbacks in one VM never overlap.
-const view = new RequestView();
-const shared = new SharedData();
-const bucket = new BucketState();
-const pool = new PoolState();
-const tokenScratch = new ArrayBuffer(8);
 const NO_HEADERS = new ArrayBuffer(0);
-let streams: u32 = 0;
-let scratchApplies = new Array<bool>(0);
-let scratchFingerprints = new Array<u64>(0);
-let scratchSlots = new Array<u32>(0);
+/** meshward_rate_limit_memory_bytes: this VM's linear memory (lib/host.ts MemoryGauge). */
+const memoryGauge = new MemoryGauge();
 const NO_WIRE_KEYS = new Array<string>(0);
 
-/** Result of the last local-bucket take. */
-class Take {
-  admitted: bool = false;
-  remaining: i64 = 0;
-  retryAfter: i64 = -1;
-  reset: i64 = -1;
-}
-const take = new Take();
-
-class LeaseCall {
-  constructor(public limit: i32, public slot: u32, public fingerprint: u64, public want: i64) {}
-}
-
-class Metrics {
-  allowed: u32 = 0;
-  limited: u32 = 0;
-  dryRunLimited: u32 = 0;
-  leaseRequests: u32 = 0;
-  leaseFailures: u32 = 0;
-  poolWaits: u32 = 0;
-  failureMode: u32 = 0;
-  casRetries: u32 = 0;
-  collisions: u32 = 0;
-
-  define(): void {
-    this.allowed = defineMetric(MetricKind.Counter, "meshward_rate_limit_allowed_total");
-    this.limited = defineMetric(MetricKind.Counter, "meshward_rate_limit_limited_total");
-    this.dryRunLimited = defineMetric(MetricKind.Counter, "meshward_rate_limit_dry_run_limited_total");
-    this.leaseRequests = defineMetric(MetricKind.Counter, "meshward_rate_limit_lease_requests_total");
-    this.leaseFailures = defineMetric(MetricKind.Counter, "meshward_rate_limit_lease_failures_total");
-    this.poolWaits = defineMetric(MetricKind.Counter, "meshward_rate_limit_pool_exhaustion_waits_total");
-    this.failureMode = defineMetric(MetricKind.Counter, "meshward_rate_limit_failure_mode_total");
-    this.casRetries = defineMetric(MetricKind.Counter, "meshward_rate_limit_cas_retries_total");
-    this.collisions = defineMetric(MetricKind.Counter, "meshward_rate_limit_slot_collisions_total");
-  }
-}
+const enum Verdict { Pass = 0, Wait = 1, Reject = 2 }
 
 export class RateLimitRoot extends RootContext {
   config: RateLimitConfig | null = null;
   metrics: Metrics = new Metrics();
   /** Streams of this VM paused on an empty global pool. */
   waiting: RateLimitStream[] = [];
-  leases: Map<u32, LeaseCall> = new Map();
+  // Built in onConfigure, beside the configuration they serve.
+  /** Local buckets (and failureMode local). */
+  local: LocalTake | null = null;
+  /** Leased pools (global limits only). */
+  leases: LeaseClient | null = null;
+  /** The request being decided (streams of one VM never run callbacks at the same time). */
+  view: RequestView = new RequestView();
+  streams: u32 = 0;
+  // Key arrays reused by streams that decide within onRequestHeaders (no global limit).
+  scratchApplies: bool[] = new Array<bool>(0);
+  scratchFingerprints: u64[] = new Array<u64>(0);
+  scratchSlots: u32[] = new Array<u32>(0);
 
   onConfigure(size: u32): bool {
     const parser = new ConfigParser();
@@ -103,7 +59,12 @@ export class RateLimitRoot extends RootContext {
       return false;
     }
     this.metrics.define();
-    if (config.hasGlobal) setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
+    memoryGauge.define("rate_limit");
+    this.local = new LocalTake(this.metrics);
+    if (config.hasGlobal) {
+      setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
+      this.leases = new LeaseClient(config, this.metrics);
+    }
     this.config = config;
     let mode = "enforce";
     if (config.dryRun) mode = "dry run";
@@ -121,36 +82,9 @@ export class RateLimitRoot extends RootContext {
   }
 
   onHttpCallResponse(token: u32, headers: u32, bodySize: u32, _trailers: u32): void {
-    const config = this.config;
-    if (config === null || !this.leases.has(token)) return;
-    const call = this.leases.get(token);
-    this.leases.delete(token);
-    const limit = config.limits[call.limit];
-    let problem: string | null = "no response (reset)";
-    let granted: i64 = 0;
-    let expiresInMs: i64 = 0;
-    let retryHintMs: i64 = -1;
-    if (headers > 0) {
-      const status = httpCallStatus();
-      if (status != "200") {
-        problem = "status " + status;
-      } else {
-        const answer = parseLeaseAnswer(String.UTF8.decode(readBuffer(HTTP_CALL_RESPONSE_BODY, 0, bodySize)));
-        problem = answer.error;
-        granted = answer.granted;
-        expiresInMs = answer.expiresInMs;
-        retryHintMs = answer.retryHintMs;
-      }
-    }
-    const nowMs = <i64>nowNanos() / NS_PER_MS;
-    if (problem === null) {
-      updatePool(this, limit, call.slot, call.fingerprint, true, granted, call.want, expiresInMs, retryHintMs, nowMs);
-    } else {
-      incrementMetric(this.metrics.leaseFailures, 1);
-      log(LogLevel.Warn, PREFIX + "lease for limit '" + limit.name + "' failed: " + changetype<string>(problem));
-      updatePool(this, limit, call.slot, call.fingerprint, false, 0, 0, 0, 0, nowMs);
-    }
-    this.resumeWaiting();
+    const leases = this.leases;
+    if (this.config === null || leases === null) return;
+    if (leases.receive(token, headers, bodySize)) this.resumeWaiting();
   }
 
   /** Re-evaluates every paused stream of this VM; resumes or answers those that are decided. */
@@ -166,7 +100,7 @@ export class RateLimitRoot extends RootContext {
         this.waiting.push(s);
         continue;
       }
-      imports.proxy_set_effective_context(s.context_id);
+      setEffectiveContext(s.context_id);
       if (verdict == Verdict.Pass) {
         s.countAllowed();
         continueRequest();
@@ -175,36 +109,14 @@ export class RateLimitRoot extends RootContext {
       }
     }
   }
-
-  /** Sends a lease request for the key whose pool state is in `pool`. False when it could not be sent. */
-  sendLease(limit: Limit, slot: u32, fingerprint: u64, key: string, want: i64): bool {
-    const config = changetype<RateLimitConfig>(this.config);
-    const body = String.UTF8.encode(leaseRequestBody(config.domain, limit.name, key, want));
-    const headers = serializePairs([":method", ":path", ":authority", "content-type"],
-      ["POST", LEASE_PATH, config.quotaAuthority, "application/json"]);
-    const cluster = String.UTF8.encode(config.quotaCluster);
-    const tokenPtr = changetype<usize>(tokenScratch);
-    store<u32>(tokenPtr, 0);
-    incrementMetric(this.metrics.leaseRequests, 1);
-    const status = imports.proxy_http_call(changetype<usize>(cluster), cluster.byteLength, changetype<usize>(headers),
-      headers.byteLength, changetype<usize>(body), body.byteLength, 0, 0, config.quotaTimeoutMs, tokenPtr);
-    if (status != HostStatus.Ok) {
-      incrementMetric(this.metrics.leaseFailures, 1);
-      log(LogLevel.Warn, PREFIX + "lease for limit '" + limit.name + "' not sent: http_call status " + status.toString());
-      updatePool(this, limit, slot, fingerprint, false, 0, 0, 0, 0, <i64>nowNanos() / NS_PER_MS);
-      return false;
-    }
-    this.leases.set(load<u32>(tokenPtr), new LeaseCall(limit.index, slot, fingerprint, want));
-    return true;
-  }
 }
 
 class RateLimitStream extends Context {
   /** Index of the next limit to evaluate (a paused stream resumes there). */
   next: i32 = 0;
-  applies: bool[] = scratchApplies;
-  fingerprints: u64[] = scratchFingerprints;
-  slots: u32[] = scratchSlots;
+  applies: bool[] = [];
+  fingerprints: u64[] = [];
+  slots: u32[] = [];
   /** Keys as sent to the quota service (global limits only). */
   wireKeys: string[] = NO_WIRE_KEYS;
   anyApplied: bool = false;
@@ -227,11 +139,14 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++streams % COLLECT_EVERY == 0) collectGarbage();
+    if (++root.streams % COLLECT_EVERY == 0) {
+      collectGarbage();
+      memoryGauge.report();
+    }
     // A limit keyed only on the client address needs no header map (one host call less per request).
-    if (config.needsHeaders) view.reset(requestHeaderPairs());
-    else view.reset(NO_HEADERS);
-    this.computeKeys(config);
+    if (config.needsHeaders) root.view.reset(requestHeaderPairs());
+    else root.view.reset(NO_HEADERS);
+    this.computeKeys(root, config);
     if (!this.anyApplied) return FilterHeadersStatusValues.Continue;
     const verdict = this.evaluate(<i64>nowNanos());
     if (verdict == Verdict.Wait) {
@@ -273,7 +188,7 @@ class RateLimitStream extends Context {
   }
 
   /** Which limits apply (match + every key component present), and their fingerprints and slots. */
-  computeKeys(config: RateLimitConfig): void {
+  computeKeys(root: RateLimitRoot, config: RateLimitConfig): void {
     const n = config.limits.length;
     if (config.hasGlobal) {
       // A stream that may pause keeps its own keys until it resumes.
@@ -284,17 +199,19 @@ class RateLimitStream extends Context {
       for (let i = 0; i < n; i++) wire.push("");
       this.wireKeys = wire;
     } else {
-      // Local limits decide within onRequestHeaders: reuse the VM's scratch arrays.
-      if (scratchApplies.length != n) {
-        scratchApplies = new Array<bool>(n);
-        scratchFingerprints = new Array<u64>(n);
-        scratchSlots = new Array<u32>(n);
+      // Local limits decide within onRequestHeaders: reuse the root's scratch arrays.
+      if (root.scratchApplies.length != n) {
+        root.scratchApplies = new Array<bool>(n);
+        root.scratchFingerprints = new Array<u64>(n);
+        root.scratchSlots = new Array<u32>(n);
       }
-      for (let i = 0; i < n; i++) unchecked(scratchApplies[i] = false);
-      this.applies = scratchApplies;
-      this.fingerprints = scratchFingerprints;
-      this.slots = scratchSlots;
+      const applies = root.scratchApplies;
+      for (let i = 0; i < n; i++) unchecked(applies[i] = false);
+      this.applies = applies;
+      this.fingerprints = root.scratchFingerprints;
+      this.slots = root.scratchSlots;
     }
+    const view = root.view;
     let address: string | null = null;
     let addressRead = false;
     for (let i = 0; i < n; i++) {
@@ -355,9 +272,10 @@ class RateLimitStream extends Context {
         if (!this.local(root, limit, fp, slot, nowNs) && this.overLimit(config, limit, 429)) return Verdict.Reject;
         continue;
       }
-      let outcome = spendPool(root, limit, fp, slot, nowMs);
+      const leases = changetype<LeaseClient>(root.leases);
+      let outcome = leases.spend(limit, fp, slot, nowMs);
       if (outcome == PoolOutcome.AdmitAndLease || outcome == PoolOutcome.WaitAndLease) {
-        const sent = root.sendLease(limit, slot, fp, unchecked(this.wireKeys[i]), pool.want);
+        const sent = leases.send(limit, slot, fp, unchecked(this.wireKeys[i]), leases.pool.want);
         if (outcome == PoolOutcome.WaitAndLease) outcome = sent ? PoolOutcome.Wait : PoolOutcome.Unavailable;
       }
       if (outcome == PoolOutcome.Wait) {
@@ -373,9 +291,9 @@ class RateLimitStream extends Context {
       }
       this.waitDeadlineMs = 0;
       if (outcome == PoolOutcome.Admit || outcome == PoolOutcome.AdmitAndLease) {
-        this.noteRemaining(i, pool.tokens, -1);
+        this.noteRemaining(i, leases.pool.tokens, -1);
       } else if (outcome == PoolOutcome.Over) {
-        this.retryAfter = secondsUntilRetry(pool, nowMs);
+        this.retryAfter = secondsUntilRetry(leases.pool, nowMs);
         this.noteRemaining(i, 0, this.retryAfter);
         if (this.overLimit(config, limit, 429)) return Verdict.Reject;
       } else if (this.failureMode(root, config, limit, fp, slot, nowNs)) {
@@ -388,7 +306,8 @@ class RateLimitStream extends Context {
 
   /** Takes a token from the limit's local bucket; records Retry-After and header values. */
   local(root: RateLimitRoot, limit: Limit, fp: u64, slot: u32, nowNs: i64): bool {
-    takeLocal(root, limit, fp, slot, nowNs);
+    const take = changetype<LocalTake>(root.local);
+    take.run(limit, fp, slot, nowNs);
     this.retryAfter = take.retryAfter;
     this.noteRemaining(limit.index, take.remaining, take.admitted ? take.reset : take.retryAfter);
     return take.admitted;
@@ -448,82 +367,6 @@ class RateLimitStream extends Context {
     values.push("application/json");
     sendLocalResponse(429, "meshward_rate_limited", String.UTF8.encode(limitedBody(limit.name, this.retryAfter)),
       serializePairs(names, values), -1);
-  }
-}
-
-/** Status of the http_call response being delivered, e.g. "200". */
-function httpCallStatus(): string {
-  const scratch = changetype<usize>(tokenScratch);
-  store<u64>(scratch, 0);
-  const status = imports.proxy_get_header_map_value(HTTP_CALL_RESPONSE_HEADERS, changetype<usize>(STATUS_HEADER),
-    STATUS_HEADER.byteLength, scratch, scratch + 4);
-  if (status != HostStatus.Ok) return "";
-  const ptr = load<usize>(scratch);
-  const len = load<u32>(scratch + 4);
-  if (ptr == 0 || len == 0) return "";
-  const value = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return value;
-}
-
-/** Takes one token from the limit's bucket in slot `slot` (CAS loop); result in `take`. */
-function takeLocal(root: RateLimitRoot, limit: Limit, fp: u64, slot: u32, nowNs: i64): void {
-  const key = String.UTF8.encode(limit.bucketPrefix + slot.toString());
-  const spec: BucketSpec = limit.bucket;
-  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-    let cas = CREATE_CAS;
-    const status = getSharedData(key, shared);
-    if (status == HostStatus.Ok && bucket.decode(shared.value)) {
-      cas = shared.cas;
-      if (bucket.fingerprint != fp) {
-        incrementMetric(root.metrics.collisions, 1);
-        bucket.fingerprint = fp;
-      }
-    } else {
-      if (status == HostStatus.Ok) cas = shared.cas;
-      bucket.reset(fp, spec, nowNs);
-    }
-    const admitted = takeToken(bucket, spec, nowNs);
-    take.admitted = admitted;
-    take.remaining = remainingTokens(bucket);
-    take.retryAfter = admitted ? -1 : secondsUntilToken(bucket, spec);
-    take.reset = secondsUntilFull(bucket, spec);
-    if (!admitted) return;
-    if (setSharedData(key, bucket.encode(), cas) == HostStatus.Ok) return;
-    incrementMetric(root.metrics.casRetries, 1);
-  }
-  take.admitted = false;
-  take.retryAfter = 1;
-}
-
-/** Spends from the key's lease pool (CAS loop); the state written is left in `pool`. */
-function spendPool(root: RateLimitRoot, limit: Limit, fp: u64, slot: u32, nowMs: i64): PoolOutcome {
-  const key = String.UTF8.encode(limit.poolPrefix + slot.toString());
-  const spec = limit.lease!;
-  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-    let cas = CREATE_CAS;
-    const status = getSharedData(key, shared);
-    if (status == HostStatus.Ok) cas = shared.cas;
-    if (status != HostStatus.Ok || !pool.decode(shared.value)) pool.fingerprint = 0;
-    const outcome = spend(pool, fp, spec, nowMs);
-    if (setSharedData(key, pool.encode(), cas) == HostStatus.Ok) return outcome;
-    incrementMetric(root.metrics.casRetries, 1);
-  }
-  return PoolOutcome.Unavailable;
-}
-
-/** Applies a lease answer (`ok`) or failure to the key's pool (CAS loop). */
-function updatePool(root: RateLimitRoot, limit: Limit, slot: u32, fp: u64, ok: bool, granted: i64, asked: i64,
-  expiresInMs: i64, retryHintMs: i64, nowMs: i64): void {
-  const key = String.UTF8.encode(limit.poolPrefix + slot.toString());
-  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-    if (getSharedData(key, shared) != HostStatus.Ok || !pool.decode(shared.value)) return;
-    const owned = ok
-      ? applyGrant(pool, fp, granted, asked, expiresInMs, retryHintMs, nowMs)
-      : applyFailure(pool, fp, nowMs);
-    if (!owned) return;
-    if (setSharedData(key, pool.encode(), shared.cas) == HostStatus.Ok) return;
-    incrementMetric(root.metrics.casRetries, 1);
   }
 }
 

@@ -4,27 +4,18 @@ import assert from "node:assert/strict";
 import { checkRequest, startHarness, testClock, type Harness } from "../../tools/testing/authz-harness.js";
 import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
 import { newKey, signHs256WithPublicKey, signJwt, unsecuredJwt, type TestKey } from "../../tools/testing/tokens.js";
+import { jwtProvider, policyYaml } from "../../tools/testing/policy.js";
 
 const ISS = "https://idp.test/";
 const NOW_S = 1_800_000_000;
 
 function policy(jwksUrl: string): string {
-  return `
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        audiences: [orders-api]
-        jwks: { uri: "${jwksUrl}", cooldown: 1ms }
-        algorithms: [RS256, ES256]
-        clockSkew: 30s
-        roles: { claim: realm_access.roles }
-        claimsToHeaders: [{ claim: sub, header: x-user-id }, { claim: tier, header: x-user-tier }]
-        forward: false
-    mesh: { trustDomains: [cluster.local] }
+  const corp = jwtProvider({
+    issuer: ISS, audiences: ["orders-api"], jwks: { uri: jwksUrl, cooldown: "1ms" }, algorithms: ["RS256", "ES256"], clockSkew: "30s",
+    roles: { claim: "realm_access.roles" }, claimsToHeaders: [{ claim: "sub", header: "x-user-id" }, { claim: "tier", header: "x-user-tier" }],
+    forward: false,
+  });
+  return policyYaml({ providers: { jwt: [corp], mesh: { trustDomains: ["cluster.local"] } } }, `
   roles:
     admin: ["orders:*"]
     reader: ["orders:read"]
@@ -66,7 +57,7 @@ spec:
       enforcement: dryRun
       effect: deny
       match: { paths: ["/api/orders/export"] }
-`;
+`);
 }
 
 describe("authz-server Check over gRPC (component)", function () {
@@ -184,10 +175,10 @@ describe("authz-server Check over gRPC (component)", function () {
 
     it("serves a repeated token from the verified-token cache and still enforces its expiry", async () => {
       const token = signJwt(rsa, claims({ sub: "cached", exp: NOW_S + 5 }));
-      const hits = await h.metric("meshward_authz_token_cache_total", { result: "hit" });
+      const hits = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });
       assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
       assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
-      assert.equal(await h.metric("meshward_authz_token_cache_total", { result: "hit" }), hits + 1);
+      assert.equal(await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" }), hits + 1);
       clock.set((NOW_S + 6) * 1000);
       try {
         const late = await get("/api/orders/1", bearer(token));

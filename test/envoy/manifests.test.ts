@@ -30,7 +30,7 @@ function manifestFiles(dir: string): string[] {
   return out;
 }
 
-const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization"]);
+const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization", "Component"]);
 
 describe("Kubernetes and Istio manifests", function () {
   describe("shipped manifests", function () {
@@ -45,9 +45,30 @@ describe("Kubernetes and Istio manifests", function () {
           assert.ok(v.schemaFile(doc), `${file}: no schema for ${doc.apiVersion} ${doc.kind}`);
         }
       }
-      for (const k of ["WasmPlugin", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
+      for (const k of ["WasmPlugin", "TrafficExtension", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
         assert.ok(kinds.has(k), `no shipped ${k}`);
       }
+    });
+
+    it("each TrafficExtension (Istio 1.30+) is its WasmPlugin with the module fields under spec.wasm, nothing else changed", function () {
+      const read = (file: string) => parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS() as { kind: string; metadata: object; spec: Record<string, unknown> });
+      for (const filter of ["header-router", "rate-limit"]) {
+        const plugins = read(repo(`envoy/istio/wasmplugin-${filter}.yaml`));
+        const extensions = read(repo(`envoy/istio/traffic-extension/trafficextension-${filter}.yaml`));
+        assert.equal(extensions.length, plugins.length);
+        plugins.forEach((wp, i) => {
+          const te = extensions[i]!;
+          assert.equal(te.kind, "TrafficExtension");
+          assert.deepEqual(te.metadata, wp.metadata);
+          const { selector, match, phase, priority, ...module } = wp.spec;
+          assert.deepEqual(te.spec, { ...(selector ? { selector } : {}), ...(match ? { match } : {}), phase, priority, wasm: { type: "HTTP", ...module } });
+        });
+      }
+    });
+
+    it("a TrafficExtension gets the same plugin-configuration check as a WasmPlugin, at spec.wasm", function () {
+      const v = checkPaths([fixture("schema/trafficextension-bad-plugin-config.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);
+      assert.deepEqual(v.map((p) => `${p.path}: ${p.code}`), ["spec.wasm.pluginConfig.limits[0].capacity: ERR_PLUGIN_CONFIG_INVALID"]);
     });
 
     let shipped: Problem[];
@@ -72,6 +93,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["a Service port that is not an integer", "service-bad-port.yaml", "service-bad-port.yaml: spec.ports[0].port: must be integer"],
       ["a WasmPlugin phase Istio does not define", "wasmplugin-bad-phase.yaml", 'wasmplugin-bad-phase.yaml: spec.phase: must be one of "UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"'],
       ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown field"],
+      ["an unknown field in a kustomize Component", "component-unknown-field.yaml", "component-unknown-field.yaml: patchesJSON6902: unknown field"],
     ];
     for (const [spec, file, message] of cases) {
       it(`rejects ${spec}`, function () {
@@ -101,6 +123,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["header-router in a phase before the CUSTOM ext_authz", "header-router-phase", 'wasmplugin.yaml: spec.phase: header-router must run in phase STATS (after the CUSTOM ext_authz), not "AUTHN"'],
       ["a WasmPlugin pluginConfig our filter would reject", "plugin-config", "wasmplugin.yaml: spec.pluginConfig.limits[0].capacity: rate-limit: must be >= 1"],
       ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
+      ["a kustomization component that does not exist", "component-missing", "kustomization.yaml: components[0]: component ../no-such-component does not exist"],
       ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
     ];
     for (const [spec, dir, message] of cases) {

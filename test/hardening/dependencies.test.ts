@@ -17,6 +17,8 @@ import { createAuthzServer, type AuthzServer } from "../../authz-server/src/serv
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
 import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
+import { jwtPolicy } from "../../tools/testing/policy.js";
+import { systemClock } from "../../authz-server/src/clock.js";
 
 const ISS = "https://idp.deps.test/";
 
@@ -58,21 +60,12 @@ describe("hardening: dependency failures", function () {
       rsa = newKey("RS256");
       jwks = await startSlowJwks(() => [rsa.jwk]);
       jwks.delayMs = 3_000;
-      h = await startHarness(`
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        jwks: { uri: "${jwks.url}", timeout: 300ms }
-        algorithms: [RS256]
+      h = await startHarness(jwtPolicy({ issuer: ISS, jwks: { uri: jwks.url, timeout: "300ms" } }, `
   rules:
     - name: api
       match: { paths: ["/api/**"] }
       require: { user: true }
-`);
+`));
     });
     after(async () => {
       await h?.stop();
@@ -131,10 +124,10 @@ spec:
 `);
       registry = new Registry();
       const logger = createLogger("silent");
-      holder = new PolicyHolder({ file, clock: { now: () => Date.now() }, registry, logger, createKeySource: jwksKeySourceFactory });
+      holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory });
       const runtime = holder.load();
       quota = createQuotaService({ limits: runtime.policy.rateLimits, redisUrl: redis.url, redisCommandTimeoutMs: 300, logger, registry });
-      server = createAuthzServer({ holder, logger, registry, clock: { now: () => Date.now() }, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
+      server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
       ({ httpPort } = await server.start());
       await eventually(async () => (await quota.ready()).ok, 10_000, "quota ready");
     });

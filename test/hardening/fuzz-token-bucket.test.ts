@@ -3,20 +3,11 @@
 // (authz-server/src/quota/token-bucket.ts): never admit more than capacity + refill × elapsed, refill
 // is monotonic in time, a clock running backwards earns nothing, and extreme times do not overflow.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { instantiateSync } from "@assemblyscript/loader";
 import fc from "fast-check";
 import { refillBucket, takeTokens, type BucketState } from "../../authz-server/src/quota/token-bucket.js";
+import { loadRateLimitPure } from "../../tools/testing/rate-limit-pure.js";
 import { fuzzRuns, fuzzSeed } from "./helpers/fuzz.js";
 
-interface BucketExports {
-  [key: string]: unknown;
-  bucketInit(capacityMilli: bigint, refillMilli: bigint, nowNs: bigint): void;
-  bucketTake(nowNs: bigint): number;
-  bucketRefill(nowNs: bigint): void;
-  bucketTokensMilli(): bigint;
-  bucketCarry(): bigint;
-}
 
 const SEC = 1_000_000_000n;
 const I64_MAX = (1n << 63n) - 1n;
@@ -26,7 +17,7 @@ describe("fuzz: token buckets never over-admit and never overflow", function () 
   this.timeout(120_000);
 
   describe("rate-limit filter bucket (AssemblyScript, integer millitokens)", () => {
-    const { exports: x } = instantiateSync<BucketExports>(readFileSync(new URL("../../filters/build/rate-limit-test.wasm", import.meta.url)), {});
+    const x = loadRateLimitPure();
     const spec = fc.record({
       capacityMilli: fc.oneof(fc.bigInt({ min: 1000n, max: 50_000n }), fc.constant(MAX_TOKENS_MILLI)),
       refillMilli: fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 20_000n }), fc.constant(MAX_TOKENS_MILLI)),

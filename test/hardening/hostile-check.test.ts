@@ -7,22 +7,13 @@ import { checkRequest, startHarness, testClock, type Harness } from "../../tools
 import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
 import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { RawCheckClient, withRawBytes, type Answer } from "./helpers/raw-check.js";
+import { jwtPolicy } from "../../tools/testing/policy.js";
 
 const ISS = "https://idp.hardening.test/";
 const NOW_S = 1_800_000_000;
 const b64 = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
 
-const policy = (jwksUrl: string) => `
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        audiences: [orders-api]
-        jwks: { uri: "${jwksUrl}", cooldown: 10s }
-        algorithms: [RS256, ES256]
+const policy = (jwksUrl: string) => jwtPolicy({ issuer: ISS, audiences: ["orders-api"], jwks: { uri: jwksUrl, cooldown: "10s" }, algorithms: ["RS256", "ES256"] }, `
   rules:
     - name: public
       match: { paths: ["/public/**"] }
@@ -30,7 +21,7 @@ spec:
     - name: api
       match: { paths: ["/api/**"] }
       require: { user: true }
-`;
+`);
 
 describe("hardening: hostile requests to Check get a deny with a reason and never break the server", function () {
   this.timeout(30_000);

@@ -9,6 +9,7 @@ import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-serve
 import { startHitCounter, type HitCounter } from "./helpers/hit-counter.js";
 import { fixturePath } from "../fixtures/index.js";
 import { RawCheckClient, type Answer } from "./helpers/raw-check.js";
+import { jwtPolicy } from "../../tools/testing/policy.js";
 
 const sample = (name: string): string => fixturePath(`jose/istio-jwt-samples/${name}`);
 const ISS = "testing@secure.istio.io";
@@ -32,22 +33,12 @@ const rs256 = (key: KeyObject) => (input: string) => sign("sha256", Buffer.from(
 const es256 = (key: KeyObject) => (input: string) => sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" });
 const hmac = (alg: string, secret: Buffer | string) => (input: string) => createHmac(`sha${alg.slice(2)}`, secret).update(input).digest();
 
-const policy = (jwksUrl: string) => `
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: istio
-        issuer: ${ISS}
-        jwks: { uri: "${jwksUrl}", cooldown: 60s }
-        algorithms: [RS256, ES256]
-        clockSkew: ${SKEW_S}s
+const policy = (jwksUrl: string) => jwtPolicy({ name: "istio", issuer: ISS, jwks: { uri: jwksUrl, cooldown: "60s" }, algorithms: ["RS256", "ES256"], clockSkew: `${SKEW_S}s` }, `
   rules:
     - name: api
       match: { paths: ["/api/**"] }
       require: { user: true }
-`;
+`);
 
 describe("hardening: JWT attacks are denied (Istio sample key, real server)", function () {
   this.timeout(30_000);
@@ -276,12 +267,12 @@ describe("hardening: JWT attacks are denied (Istio sample key, real server)", fu
 
     it("expires a cached verified token at exactly exp + skew, not later", async () => {
       const token = jws(header(), claims({ exp: EXP }), rs256(istioPrivate));
-      const hitsBefore = await h.metric("meshward_authz_token_cache_total", { result: "hit" });
+      const hitsBefore = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });
       try {
         clock.set(NOW_S * 1000);
         assert.equal((await send(token)).allowed, true);
         assert.equal((await send(token)).allowed, true);
-        assert.ok((await h.metric("meshward_authz_token_cache_total", { result: "hit" })) > hitsBefore, "second answer came from the cache");
+        assert.ok((await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" })) > hitsBefore, "second answer came from the cache");
         clock.set((EXP + SKEW_S - 1) * 1000);
         assert.equal((await send(token)).allowed, true);
         clock.set((EXP + SKEW_S) * 1000);

@@ -7,20 +7,12 @@ import { writeFileSync } from "node:fs";
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
 import { newKey, signJwt } from "../../tools/testing/tokens.js";
 import { compilePolicyText } from "../../authz-server/src/policy/load-policy.js";
+import { jwtProvider, policyYaml } from "../../tools/testing/policy.js";
 
 const ISS = "https://idp.reload.test/";
 const key = newKey("ES256", "reload-key");
 
-const generation = (g: "a" | "b") => `
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        algorithms: [ES256]
-        jwks: { keys: ${JSON.stringify([key.jwk])} }
+const generation = (g: "a" | "b") => policyYaml({ providers: { jwt: [jwtProvider({ issuer: ISS, algorithms: ["ES256"], jwks: { keys: [key.jwk] } })] } }, `
   response: { realm: gen-${g} }
   rules:
     - name: open-${g}
@@ -32,7 +24,7 @@ spec:
     - name: only-in-${g}
       match: { paths: ["/${g}/**"] }
       allow: anonymous
-`;
+`);
 const INVALID = [
   generation("a").replace("allow: anonymous", "allow: anonymous\n      bogus: 1"),
   generation("b").replace("kind: AuthzPolicy", "kind: AuthzPolicyX"),

@@ -14,6 +14,7 @@ import { newKey, signJwt } from "../../tools/testing/tokens.js";
 import { startIntrospectionServer, type IntrospectionServer } from "../../tools/testing/introspection-server.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { RawCheckClient } from "./helpers/raw-check.js";
+import { jwtProvider, policyYaml } from "../../tools/testing/policy.js";
 
 const ISS = "https://idp.secrets.test/";
 const HS_ISS = "https://hs.secrets.test/";
@@ -52,19 +53,10 @@ describe("hardening: no planted secret appears in logs, /metrics or /readyz (rea
     writeFileSync(join(dir, "admin-token"), `${secrets.adminToken}\n`);
     writeFileSync(
       join(dir, "policy.yaml"),
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        jwks: { uri: "${jwks.url}" }
-        algorithms: [ES256]
-      - name: hs
-        issuer: ${HS_ISS}
-        algorithms: [HS256]
-        secret: { env: MESHWARD_TEST_HS_SECRET }
+      `${policyYaml({ providers: { jwt: [
+        jwtProvider({ issuer: ISS, jwks: { uri: jwks.url }, algorithms: ["ES256"] }),
+        jwtProvider({ name: "hs", issuer: HS_ISS, algorithms: ["HS256"], secret: { env: "MESHWARD_TEST_HS_SECRET" } }),
+      ] } }).trimEnd()}
     introspection:
       - name: legacy
         endpoint: ${introspection.url}

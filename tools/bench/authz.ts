@@ -20,6 +20,7 @@ import { runH2load, h2loadAvailable } from "./lib/h2load.js";
 import { CHECK_PATH } from "./lib/check-status.js";
 import { startTrivialAuthz } from "./lib/trivial-authz.js";
 import type { BenchModule, BenchRow } from "./row.js";
+import { jwtProvider, policyYaml } from "../testing/policy.js";
 
 const ISS = "https://idp.bench/";
 const CACHED_BUDGET_US = 20;
@@ -59,19 +60,11 @@ function policyText(n: number, keys: readonly Key[]): string {
   }
   rules.push(`    - { name: orders-read, match: { hosts: ["api.example.com"], paths: ["/api/orders/**"], methods: [GET] }, require: { permissions: ["orders:read"] } }`);
   rules.push(`    - { name: mesh-internal, match: { paths: ["/internal/**"], sourceCidrs: ["10.0.0.0/8"] }, require: { peer: { namespaces: [billing] }, permissions: ["orders:read"] } }`);
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${ISS}
-        audiences: [orders-api]
-        jwks: { keys: ${JSON.stringify(keys.map((k) => k.jwk))} }
-        algorithms: [RS256, ES256]
-        roles: { claim: realm_access.roles }
-        claimsToHeaders: [{ claim: sub, header: x-user-id }]
-    mesh: { trustDomains: [cluster.local] }
+  const corp = jwtProvider({
+    issuer: ISS, audiences: ["orders-api"], jwks: { keys: keys.map((k) => k.jwk) }, algorithms: ["RS256", "ES256"],
+    roles: { claim: "realm_access.roles" }, claimsToHeaders: [{ claim: "sub", header: "x-user-id" }],
+  });
+  return policyYaml({ providers: { jwt: [corp], mesh: { trustDomains: ["cluster.local"] } } }, `
   roles:
 ${roles.join("\n")}
   bindings:
@@ -79,7 +72,7 @@ ${roles.join("\n")}
   response: { subjectHeader: x-subject, rolesHeader: x-roles }
   rules:
 ${rules.join("\n")}
-`;
+`);
 }
 
 function request(path: string, headers: Record<string, string>, principal?: string): object {

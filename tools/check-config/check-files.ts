@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { PolicyInvalid } from "../../authz-server/src/errors.js";
 import { compilePolicyText } from "../../authz-server/src/policy/load-policy.js";
+import { cacheProblems } from "./cache-checks.js";
 import { checkKustomization, crossCheckManifests, policyKeys, type ManifestDoc } from "./cross-checks.js";
 import { BOOTSTRAP_TYPE, EnvoyJsonValidator, loadEnvoyProtos } from "./envoy-proto.js";
 import { checkEnvoySemantics, type WasmFilterUse } from "./envoy-semantics.js";
@@ -110,6 +111,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
           problems.push({ file, path: base === "" ? path : `${base} → ${path}`, code: "ERR_POLICY_NO_AUDIENCE", severity: "warning", message: `JWT provider '${p.name}' has no audiences: tokens minted for any audience of this issuer are accepted` });
         }
       });
+      problems.push(...cacheProblems(policy, file, base));
     } catch (err) {
       if (!(err instanceof PolicyInvalid)) throw err;
       problems.push({ file: err.file, path: base === "" ? err.path : err.path === "" ? base : `${base} → ${err.path}`, code: err.code, message: err.problem });
@@ -153,7 +155,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
           const m: ManifestDoc = { file, base, doc: value as Record<string, unknown> };
           docs.push(m);
           problems.push(...manifests.validate(m.doc, file, base));
-          if (m.doc["kind"] === "Kustomization") problems.push(...checkKustomization(m));
+          if (m.doc["kind"] === "Kustomization" || m.doc["kind"] === "Component") problems.push(...checkKustomization(m));
           if (m.doc["kind"] === "ConfigMap") {
             const data = (m.doc["data"] ?? {}) as Record<string, unknown>;
             const annotations = ((m.doc["metadata"] as Record<string, unknown> | undefined)?.["annotations"] ?? {}) as Record<string, unknown>;
@@ -181,6 +183,10 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     const spec = m.doc["spec"] as Record<string, unknown> | undefined;
     if (m.doc["kind"] === "WasmPlugin" && spec?.["pluginName"] === "rate-limit") {
       collectGlobal(m.file, childPath(m.base, "spec.pluginConfig"), spec["pluginConfig"] as Record<string, unknown> | undefined);
+    }
+    const wasm = spec?.["wasm"] as Record<string, unknown> | undefined;
+    if (m.doc["kind"] === "TrafficExtension" && wasm?.["pluginName"] === "rate-limit") {
+      collectGlobal(m.file, childPath(m.base, "spec.wasm.pluginConfig"), wasm["pluginConfig"] as Record<string, unknown> | undefined);
     }
   }
   if (policies > 0) {

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import type * as Protobuf from "protobufjs";
+import { envoyProtoDirs } from "../../authz-server/src/grpc/protos.js";
 import { childPath, type Problem } from "./problem.js";
 
 type Root = Protobuf.Root;
@@ -23,9 +24,8 @@ function loadProtobufjs(): typeof Protobuf {
 }
 
 function protoIncludeDirs(): string[] {
-  const deps = join(dirname(requireHere.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   const protobufjsDir = dirname(createRequire(requireHere.resolve("@grpc/proto-loader")).resolve("protobufjs/package.json"));
-  return [join(deps, "envoy-api"), join(deps, "googleapis"), join(deps, "protoc-gen-validate"), join(deps, "xds"), protobufjsDir];
+  return [...envoyProtoDirs(), protobufjsDir];
 }
 
 function findInclude(dirs: readonly string[], file: string): string | undefined {

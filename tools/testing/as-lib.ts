@@ -32,6 +32,7 @@ export interface LibExports {
   randomCounts(weights: number, seed: number, n: number): number;
   requestMatches(matchJson: number, headerLines: number): number;
   headerOf(headerLines: number, name: number): number;
+  headerOccurrences(headerLines: number, name: number): number;
   pairsCount(bytes: number): number;
   readField(json: number, key: number, type: number): number;
 }
@@ -107,6 +108,10 @@ export class AsLib {
   headerOf(headers: Array<[string, string]>, name: string): string {
     const lines = headers.map(([n, v]) => `${n}: ${v}`).join("\n");
     return this.call([lines, name], (a, b) => this.string(this.raw.headerOf(a!, b!))) ?? "";
+  }
+  headerOccurrences(headers: Array<[string, string]>, name: string): string {
+    const lines = headers.map(([n, v]) => `${n}: ${v}`).join("\n");
+    return this.call([lines, name], (a, b) => this.string(this.raw.headerOccurrences(a!, b!))) ?? "";
   }
   pairsCount(bytes: Uint8Array): number {
     const ptr = this.raw.__retain(this.raw.__newArray(this.raw.Uint8Array_ID.value, bytes));

@@ -1,6 +1,5 @@
 // The policy file as written (YAML or JSON), after schema validation: the types of `AuthzPolicy`
 // (docs/policy.md). compile-policy.ts turns this into the immutable runtime form.
-import type { RateLimitSpec } from "../quota/contract.js";
 
 export interface PolicyDocument {
   readonly apiVersion: "meshward.io/v1";
@@ -17,6 +16,18 @@ export interface PolicySpec {
   readonly rateLimits?: readonly RateLimitSpec[];
   readonly limits?: LimitsSpec;
   readonly response?: ResponseSpec;
+  /** The authz-cache filter's decision cache (filters/authz-cache/README.md); off unless `enabled`. */
+  readonly cache?: CacheSpec;
+}
+
+export interface CacheSpec {
+  readonly enabled?: boolean;
+  /** Longest lifetime of a cached decision (duration, default 60s). */
+  readonly maxTtl?: string;
+  /** Cache denials too (default true). */
+  readonly cacheDenials?: boolean;
+  /** HMAC key shared with the filter (required for any directive). */
+  readonly secret?: SecretRefSpec;
 }
 
 export interface ProvidersSpec {
@@ -129,6 +140,8 @@ export interface RuleSpec {
   readonly allow?: "anonymous";
   readonly require?: RequirementSpec;
   readonly when?: string;
+  /** false: decisions that evaluated this rule are never cached. */
+  readonly cache?: boolean;
 }
 
 export interface LimitsSpec {
@@ -144,4 +157,12 @@ export interface ResponseSpec {
   readonly subjectHeader?: string;
   /** Upstream header carrying the effective roles, comma-separated. */
   readonly rolesHeader?: string;
+}
+
+/** One `spec.rateLimits` entry: the authority for a global limit (the quota service serves it). */
+export interface RateLimitSpec {
+  readonly domain: string;
+  readonly name: string;
+  readonly capacity: number;
+  readonly refillPerSecond: number;
 }

@@ -15,6 +15,7 @@ import { buildRuntime } from "../../../authz-server/src/policy-holder.js";
 import { loadPolicyFile } from "../../../authz-server/src/policy/load-policy.js";
 import { checkRequest } from "../../../tools/testing/authz-harness.js";
 import { attributes } from "./fixtures/attributes.js";
+import { systemClock } from "../../../authz-server/src/clock.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const ACME_KEY = "mk_live_0f3c2a9e7d5b41c8a6e2";
@@ -107,13 +108,13 @@ describe("credentials/api-keys: keys files (e.g. a mounted Kubernetes Secret)", 
       ].join("\n"),
     );
     const runtime = buildRuntime(loadPolicyFile(policyFile), {
-      clock: { now: () => Date.now() },
+      clock: systemClock,
       registry: new Registry(),
       logger: createLogger("silent"),
       createKeySource: () => { throw new Error("no JWT providers here"); },
       credentialPlugins: [apiKeysPlugin()],
     });
-    const deps = { clock: { now: () => Date.now() }, newId: () => "id-1" };
+    const deps = { clock: systemClock, newId: () => "id-1" };
     try {
       const ok = await runPipeline(checkRequest({ path: "/api/orders", headers: { "x-api-key": GLOBEX_KEY } }), runtime, deps);
       assert.equal(ok.decision.allowed, true, ok.decision.reason);

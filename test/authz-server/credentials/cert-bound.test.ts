@@ -27,7 +27,8 @@ describe("credentials/cert-bound: RFC 8705 certificate-bound access tokens", fun
   let key: IdpKey;
   let runtime: Runtime;
   const issuer = "https://idp.example.com/";
-  const now = Math.floor(Date.now() / 1000);
+  const now = 1_800_000_000;
+  const clock = { now: () => now * 1000 };
 
   before(function () {
     if (spawnSync("openssl", ["version"], { stdio: "ignore" }).status !== 0) {
@@ -38,7 +39,7 @@ describe("credentials/cert-bound: RFC 8705 certificate-bound access tokens", fun
     good = makeCert(dir, "client-a");
     other = makeCert(dir, "client-b");
     key = newKey("ES256");
-    runtime = buildTestRuntime(jwtPolicy(issuer, [key.jwk]), [certBoundPlugin()]);
+    runtime = buildTestRuntime(jwtPolicy(issuer, [key.jwk]), [certBoundPlugin()], clock);
   });
   after(() => runtime?.credentials.close());
 

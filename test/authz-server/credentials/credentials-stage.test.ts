@@ -12,14 +12,18 @@ import { attributes } from "./fixtures/attributes.js";
 import { startIdp, type IdpServer } from "./fixtures/idp-server.js";
 import { startIntrospectionServer, type IntrospectionServer } from "../../../tools/testing/introspection-server.js";
 import { buildTestRuntime } from "./fixtures/runtime.js";
+import { jwtProvider, policyYaml } from "../../../tools/testing/policy.js";
 
 const API_KEY = "partner-key-7c1e0b5d";
+
+/** Every runtime here runs on this fixed clock; token times derive from it. */
+const now = 1_800_000_000;
+const clock = { now: () => now * 1000 };
 
 describe("credentials stage: JWT (by iss), introspection and API keys in one policy", () => {
   let idp: IdpServer;
   let as: IntrospectionServer;
   let runtime: Runtime;
-  const now = Math.floor(Date.now() / 1000);
 
   before(async () => {
     idp = await startIdp();
@@ -27,15 +31,7 @@ describe("credentials stage: JWT (by iss), introspection and API keys in one pol
     const secretFile = join(mkdtempSync(join(tmpdir(), "meshward-stage-")), "secret");
     writeFileSync(secretFile, "introspection-secret\n");
     runtime = buildTestRuntime(
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${JSON.stringify(idp.issuer)}
-        algorithms: [ES256]
-        jwks: { discovery: true }
+      `${policyYaml({ providers: { jwt: [jwtProvider({ issuer: idp.issuer, algorithms: ["ES256"], jwks: { discovery: true } })] } }).trimEnd()}
     introspection:
       - name: legacy
         endpoint: ${as.url}
@@ -54,6 +50,7 @@ spec:
       require: { user: true }
 `,
       [introspectionPlugin(), apiKeysPlugin()],
+      clock,
     );
     as.tokens.set("opaque-abc", { sub: "legacy-user", groups: ["ops"] });
   });
@@ -86,7 +83,7 @@ spec:
 
   it("turns an introspection outage into a CheckResponse with gRPC UNAVAILABLE and HTTP 503, and an inactive token into 401", async () => {
     const check = (authorization: string) =>
-      runPipeline({ attributes: { request: { http: { method: "GET", path: "/api/orders", host: "api.example.com", headers: { authorization } } } } }, runtime, { clock: { now: () => Date.now() }, newId: () => "test-id" });
+      runPipeline({ attributes: { request: { http: { method: "GET", path: "/api/orders", host: "api.example.com", headers: { authorization } } } } }, runtime, { clock, newId: () => "test-id" });
     as.mode = "down";
     try {
       const { decision, response } = await check("Bearer outage-token");
@@ -121,24 +118,17 @@ describe("credentials stage: OIDC discovery refused for a mismatching issuer", (
     idp.issuer = "https://someone-else.example.com/";
     const configured = `${idp.url}/`;
     const runtime = buildTestRuntime(
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: corp
-        issuer: ${JSON.stringify(configured)}
-        algorithms: [ES256]
-        jwks: { discovery: true }
+      `${policyYaml({ providers: { jwt: [jwtProvider({ issuer: configured, algorithms: ["ES256"], jwks: { discovery: true } })] } }).trimEnd()}
   rules:
     - name: any-user
       match: { paths: ["/**"] }
       require: { user: true }
 `,
       [],
+      clock,
     );
     try {
-      const jwt = idp.sign({ iss: configured, sub: "alice", exp: Math.floor(Date.now() / 1000) + 600 });
+      const jwt = idp.sign({ iss: configured, sub: "alice", exp: now + 600 });
       const r = await runtime.credentials.authenticate(attributes({ headers: { authorization: `Bearer ${jwt}` } }));
       assert.equal(r.error?.kind, "unavailable");
       const status = runtime.credentials.status();

@@ -10,6 +10,7 @@ import { createKeySource, createKeySourceForProvider, DEFAULT_KEY_SOURCE_TUNING,
 import { discoveryUrl } from "../../../authz-server/src/credentials/discovery.js";
 import { KeySourceError } from "../../../authz-server/src/credentials/key-source.js";
 import { newKey, startIdp, type IdpServer } from "./fixtures/idp-server.js";
+import { systemClock } from "../../../authz-server/src/clock.js";
 
 const NO_TIMERS: Partial<KeySourceTuning> = { backgroundRefresh: false, retryMinMs: 0, retryMaxMs: 0 };
 
@@ -328,7 +329,7 @@ describe("credentials/jwks: file sources and policy settings", () => {
   it("shares one live source between policy generations while the provider's settings are unchanged", async () => {
     const idp = await startIdp();
     const registry = new Registry();
-    const deps = { clock: { now: () => Date.now() }, registry, logger: pino({ level: "silent" }) };
+    const deps = { clock: systemClock, registry, logger: pino({ level: "silent" }) };
     const spec = { name: "corp", issuer: idp.issuer, algorithms: ["ES256"], jwks: { uri: `${idp.url}/jwks.json` } } as const;
     const kid = idp.keys[0]!.kid;
     const gen1 = jwksKeySourceFactory(spec, deps);

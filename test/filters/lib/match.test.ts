@@ -171,6 +171,14 @@ describe("filters/lib request matchers", function () {
       assert.equal(lib.headerOf([["x", "ünï"]], "x"), "ünï");
     });
 
+    it("counts a header's occurrences up to 2 in one pass, pointing at the first value", () => {
+      const headers: Array<[string, string]> = [["x-route", "v1"], ["a", "1"], ["x-route", "v2"], ["x-route", "v3"]];
+      assert.equal(lib.headerOccurrences(headers, "x-route"), "2:v1");
+      assert.equal(lib.headerOccurrences(headers, "a"), "1:1");
+      assert.equal(lib.headerOccurrences(headers, "b"), "0");
+      assert.equal(lib.headerOccurrences([["x-route", ""]], "x-route"), "1:");
+    });
+
     it("reads a malformed pairs buffer as no headers", () => {
       const good = Uint8Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0x61, 0, 0x31, 0]);
       assert.equal(lib.pairsCount(good), 1);

@@ -3,6 +3,7 @@
 import { strict as assert } from "node:assert";
 import { ManualClock, PluginLoadError, StandIn } from "../../../tools/standin/index.js";
 import { WASM, loadRateLimit, type Json } from "./harness.js";
+import { DOCUMENTED_EXAMPLE } from "./example-config.js";
 
 const limit = (extra: Json = {}): Json => ({ name: "per-ip", key: [{ source: "remote_address" }], capacity: 10, refillPerSecond: 1, ...extra });
 const base = (extra: Json = {}, limits: Json[] = [limit()]): Json => ({ domain: "edge", limits, ...extra });
@@ -56,15 +57,7 @@ describe("rate-limit filter: invalid configuration is refused with the field nam
   }
 
   it("accepts the documented example configuration (docs/plugin-configs.md)", async () => {
-    const { host } = await loadRateLimit({
-      domain: "edge", enforcement: "enforce", failureMode: "allow", responseHeaders: true,
-      quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 },
-      limits: [
-        { name: "per-ip", key: [{ source: "remote_address" }], capacity: 100, refillPerSecond: 50 },
-        { name: "per-user", match: { path: { prefix: "/api/" } }, key: [{ header: "x-user-id" }],
-          capacity: 1000, refillPerSecond: 100, global: { lease: 20 } }],
-      maxKeysPerLimit: 65536,
-    }, { clusters: { "meshward-quota": { manual: true } } });
+    const { host } = await loadRateLimit(DOCUMENTED_EXAMPLE, { clusters: { "meshward-quota": { manual: true } } });
     assert.equal(host.logsMatching("rate-limit: configured 2 limits for domain 'edge' (enforce)").length > 0, true);
   });
 });

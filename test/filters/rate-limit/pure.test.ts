@@ -2,49 +2,10 @@
 // scheme, lease pool, headers, lease protocol, configuration), called through @assemblyscript/loader
 // on the `rate-limit-test` build target.
 import { strict as assert } from "node:assert";
-import { existsSync, readFileSync } from "node:fs";
-import { instantiateSync } from "@assemblyscript/loader";
+import { loadRateLimitPure } from "../../../tools/testing/rate-limit-pure.js";
+import { DOCUMENTED_EXAMPLE } from "./example-config.js";
 
-interface PureExports {
-  [key: string]: unknown;
-  bucketInit(capacityMilli: bigint, refillMilli: bigint, nowNs: bigint): void;
-  bucketTake(nowNs: bigint): number;
-  bucketRefill(nowNs: bigint): void;
-  bucketTokensMilli(): bigint;
-  bucketCarry(): bigint;
-  bucketSecondsUntilToken(): bigint;
-  bucketSecondsUntilFull(): bigint;
-  bucketWindowSeconds(): bigint;
-  bucketRoundTrip(): number;
-  fingerprintOf(domain: number, limit: number, value: number): bigint;
-  slotOfKey(domain: number, limit: number, value: number, slots: number): number;
-  distinctSlotsForIps(n: number, slots: number): number;
-  clientIp(address: number): number;
-  poolInit(maxLease: bigint, minLease: bigint, ttlMs: bigint): void;
-  poolSpend(fp: bigint, nowMs: bigint): number;
-  poolGrant(fp: bigint, granted: bigint, asked: bigint, expiresInMs: bigint, retryHintMs: bigint, nowMs: bigint): number;
-  poolFail(fp: bigint, nowMs: bigint): number;
-  poolTokens(): bigint;
-  poolWant(): bigint;
-  poolInflight(): number;
-  poolBackoff(): number;
-  poolRetrySeconds(nowMs: bigint): bigint;
-  poolRoundTrip(): number;
-  policyHeader(name: number, q: bigint, w: bigint): number;
-  rateLimitHeader(name: number, r: bigint, t: bigint): number;
-  body429(name: number, retryAfter: bigint): number;
-  isNearLimit(remaining: bigint, capacity: bigint): number;
-  leaseBody(domain: number, limit: number, key: number, want: bigint): number;
-  jsonQuote(s: number): number;
-  wireKey2(a: number, b: number): number;
-  leaseAnswer(body: number): number;
-  configError(text: number): number;
-}
-
-// Built by `node filters/build.mjs rate-limit-test` (part of `npm run build`).
-const wasmUrl = new URL("../../../filters/build/rate-limit-test.wasm", import.meta.url);
-if (!existsSync(wasmUrl)) throw new Error(`${wasmUrl.pathname} is missing: run \`node filters/build.mjs rate-limit-test\` (or npm run build)`);
-const { exports: x } = instantiateSync<PureExports>(readFileSync(wasmUrl), {});
+const x = loadRateLimitPure();
 
 /** Passes a JS string into the module (kept alive for the test run). */
 const s = (v: string): number => x.__retain(x.__newString(v));
@@ -311,16 +272,7 @@ describe("rate-limit pure modules (loader)", () => {
 
   describe("configuration", () => {
     it("accepts the documented example configuration (docs/plugin-configs.md)", () => {
-      const design = {
-        domain: "edge", enforcement: "enforce", failureMode: "allow", responseHeaders: true,
-        quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 },
-        limits: [
-          { name: "per-ip", key: [{ source: "remote_address" }], capacity: 100, refillPerSecond: 50 },
-          { name: "per-user", match: { path: { prefix: "/api/" } }, key: [{ header: "x-user-id" }],
-            capacity: 1000, refillPerSecond: 100, global: { lease: 20 } }],
-        maxKeysPerLimit: 65536,
-      };
-      assert.equal(str(x.configError(s(JSON.stringify(design)))), null);
+      assert.equal(str(x.configError(s(JSON.stringify(DOCUMENTED_EXAMPLE)))), null);
     });
   });
 });

@@ -1,7 +1,6 @@
 // The ext_authz v3 Check method for benchmarks: the service definition and pre-serialized requests.
 import protoLoader from "@grpc/proto-loader";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { PROTO_OPTIONS, envoyProtoDirs } from "../../../authz-server/src/grpc/protos.js";
 
 export { CHECK_PATH, checkResponseCode, grpcFrame } from "./check-status.js";
 export const AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization";
@@ -11,16 +10,7 @@ let cached: protoLoader.PackageDefinition | undefined;
 /** Envoy's Authorization service loaded from the protos shipped in @grpc/grpc-js-xds (loaded once). */
 export function authorizationPackage(): protoLoader.PackageDefinition {
   if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const deps = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
-  cached = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", {
-    includeDirs: ["envoy-api", "googleapis", "protoc-gen-validate", "xds"].map((d) => join(deps, d)),
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
+  cached = protoLoader.loadSync("envoy/service/auth/v3/external_auth.proto", { ...PROTO_OPTIONS, includeDirs: envoyProtoDirs() });
   return cached;
 }
 

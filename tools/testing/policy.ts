@@ -1,0 +1,29 @@
+// Policy documents for tests and benches: the providers (and any other spec members) as data,
+// rendered as the YAML the server loads, followed by rules written as YAML where that reads better.
+import { stringify } from "yaml";
+
+export interface JwtProviderSpec {
+  readonly issuer: string;
+  readonly name?: string;
+  readonly algorithms?: readonly string[];
+  readonly [member: string]: unknown;
+}
+
+/** One `spec.providers.jwt` entry; `name` defaults to "corp" and `algorithms` to [RS256]. */
+export function jwtProvider(p: JwtProviderSpec): Record<string, unknown> {
+  return { name: "corp", algorithms: ["RS256"], ...p };
+}
+
+/**
+ * An AuthzPolicy document: the `spec` members rendered as YAML, then `more`, YAML text already
+ * indented under `spec:` (typically "  rules:\n    - name: …").
+ */
+export function policyYaml(spec: Record<string, unknown>, more = ""): string {
+  const body = stringify(spec, { flowCollectionPadding: false }).trimEnd().split("\n").map((l) => `  ${l}`).join("\n");
+  return `apiVersion: meshward.io/v1\nkind: AuthzPolicy\nspec:\n${body}\n${more.replace(/^\n/, "")}`;
+}
+
+/** The common case: a policy with one JWT provider (see `jwtProvider`) and rules as YAML text. */
+export function jwtPolicy(provider: JwtProviderSpec, more: string): string {
+  return policyYaml({ providers: { jwt: [jwtProvider(provider)] } }, more);
+}
