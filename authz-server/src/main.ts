@@ -1,11 +1,12 @@
 // authz-server entry point: reads flags/env (failing fast on bad ones), then serves — one process, or
-// with --workers N a primary that forks N workers sharing the ports (node:cluster). See cli/serve.ts.
+// with --workers N (or auto: the CPUs available) a primary that forks N workers sharing the ports (node:cluster). See cli/serve.ts.
 import cluster from "node:cluster";
 import { parseCommand, USAGE, UsageError, version, type ServerArgs } from "./cli/args.js";
+import { cpuBudget } from "./cli/cpu-budget.js";
 
 function readArgs(): ServerArgs {
   try {
-    const command = parseCommand(process.argv.slice(2), process.env);
+    const command = parseCommand(process.argv.slice(2), process.env, cpuBudget);
     if (command.kind === "help") {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);

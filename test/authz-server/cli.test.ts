@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { get as httpGet } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { FLAGS, parseArgs, parseCommand, USAGE } from "../../authz-server/src/cli/args.js";
+import { autoWorkers, quotaCpus } from "../../authz-server/src/cli/cpu-budget.js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
@@ -229,12 +230,30 @@ describe("authz-server flags", () => {
     assert.equal(a.workers, 4);
   });
 
+  it("resolves --workers auto (or MESHWARD_WORKERS=auto) to the CPUs available, an explicit flag winning", () => {
+    assert.equal(parseArgs(["--workers", "auto"], { MESHWARD_POLICY: "p" }, () => 3).workers, 3);
+    assert.equal(parseArgs([], { MESHWARD_POLICY: "p", MESHWARD_WORKERS: "auto" }, () => 6).workers, 6);
+    assert.equal(parseArgs(["--workers", "2"], { MESHWARD_POLICY: "p", MESHWARD_WORKERS: "auto" }, () => 6).workers, 2);
+    assert.equal(parseArgs(["--workers", "auto"], { MESHWARD_POLICY: "p" }, () => 0).workers, 1, "never fewer than one");
+  });
+
+  it("caps auto workers by the container's CPU quota (cgroup v2 cpu.max or v1 quota/period), rounding up", () => {
+    assert.equal(quotaCpus("max 100000\n"), undefined);
+    assert.equal(quotaCpus("150000 100000\n"), 1.5);
+    assert.equal(quotaCpus(undefined, "-1", "100000"), undefined);
+    assert.equal(quotaCpus(undefined, "200000", "100000"), 2);
+    assert.equal(autoWorkers(16, undefined), 16);
+    assert.equal(autoWorkers(16, 1.5), 2);
+    assert.equal(autoWorkers(2, 8), 2);
+    assert.equal(autoWorkers(16, 0.25), 1);
+  });
+
   const bad: [string[], string][] = [
     [[], "--policy (or MESHWARD_POLICY) is required"],
     [["--policy"], "flag '--policy' needs a value"],
     [["--policy", "p", "--policy", "q"], "flag '--policy' given twice"],
-    [["--policy", "p", "--workers", "zero"], "flag '--workers': 'zero' is not a whole number from 1 to 999"],
-    [["--policy", "p", "--workers", "0"], "flag '--workers': '0' is not a whole number from 1 to 999"],
+    [["--policy", "p", "--workers", "zero"], "flag '--workers': 'zero' is not 'auto' or a whole number from 1 to 999"],
+    [["--policy", "p", "--workers", "0"], "flag '--workers': '0' is not 'auto' or a whole number from 1 to 999"],
     [["--policy", "p", "--grpc-addr", "9191"], "flag '--grpc-addr': invalid address '9191' (expected HOST:PORT)"],
     [["--policy", "p", "--http-addr", "h:70000"], "flag '--http-addr': invalid address 'h:70000' (expected HOST:PORT)"],
     [["--policy", "p", "--log-level", "loud"], "flag '--log-level': unknown level 'loud'"],
@@ -274,7 +293,7 @@ describe("authz-server flags", () => {
     const valued = FLAGS.filter((f) => f.value).map((f) => f.env);
     assert.deepEqual(valued.filter((e) => !(e! in env)), []);
     assert.equal(parseArgs(["--grpc-addr", "127.0.0.1:1"], env).grpcAddr, "127.0.0.1:1");
-    assert.throws(() => parseArgs([], { ...env, MESHWARD_WORKERS: "many" }), { name: "UsageError", message: "MESHWARD_WORKERS: 'many' is not a whole number from 1 to 999" });
+    assert.throws(() => parseArgs([], { ...env, MESHWARD_WORKERS: "many" }), { name: "UsageError", message: "MESHWARD_WORKERS: 'many' is not 'auto' or a whole number from 1 to 999" });
   });
 
   it("answers --help and --version instead of serving, whatever else is given", () => {

@@ -1,5 +1,8 @@
 // The decision log line built directly must be byte-for-byte the line pino itself would write.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pino } from "pino";
 import { logDecision } from "../../authz-server/src/observability/decision-log.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
@@ -33,6 +36,28 @@ describe("observability/decision-log", () => {
     assert.equal(first.path, attrs.path);
     assert.equal(first.latencyUs, 13);
     assert.deepEqual(JSON.parse(direct[1]!).dryRun, [{ rule: "new", wouldDeny: false }]);
+  });
+
+  it("hands the server's own destination one turn's lines in one write, in order, none lost", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "decision-log-"));
+    try {
+      const file = join(dir, "log.jsonl");
+      const dest = pino.destination({ dest: file, sync: false, minLength: 4096 });
+      await new Promise((r) => dest.once("ready", r));
+      const writes: string[] = [];
+      const write = dest.write.bind(dest);
+      dest.write = (s: string) => (writes.push(s), write(s));
+      const logger = createLogger("info", dest);
+      for (let i = 0; i < 50; i++) logDecision(logger, { ...decisions[0]!, id: `d${i}` }, attrs, 1, "v1");
+      assert.equal(writes.length, 0, "nothing written before the turn ends");
+      await new Promise((r) => setImmediate(r));
+      assert.equal(writes.length, 1, "one write for the turn's 50 lines");
+      dest.flushSync();
+      const ids = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l).decisionId);
+      assert.deepEqual(ids, Array.from({ length: 50 }, (_, i) => `d${i}`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("logs nothing below info and keeps credentials out (the server's logger)", () => {

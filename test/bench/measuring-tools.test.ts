@@ -12,6 +12,7 @@ import { startCheckServer, type RunningServer } from "../../tools/bench/lib/triv
 import { renderMarkdown, renderSvg, renderJson, type BenchReport, type ReportRow } from "../../tools/bench/lib/report.js";
 import { discoverModules, parseArgs, runModules } from "../../tools/bench/run.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttp2Server } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -85,7 +86,7 @@ describe("bench measuring tools", () => {
       const r = parseH2loadOutput(sample);
       assert.deepEqual(
         { ...r },
-        { reqPerSec: 6834.5, total: 13737, succeeded: 13730, failed: 7, errored: 0, timeout: 0, meanMs: 9.36, maxMs: 165.29 },
+        { reqPerSec: 6834.5, total: 13737, succeeded: 13730, failed: 7, errored: 0, timeout: 0, meanMs: 9.36, maxMs: 165.29, status2xx: 13737, statusOther: 0 },
       );
     });
 
@@ -171,6 +172,31 @@ describe("bench measuring tools", () => {
       const r = await runOpenLoop({ target: server.target, request, ratePerSec: 200, durationMs: 250, drainMs: 10_000 });
       assert.equal(r.rejected, 50);
       assert.equal(r.ok, 0);
+    });
+
+    it("reads gRPC errors from the trailers as errors by status name, not as answers", async () => {
+      server = await startCheckServer((_call, cb) => cb({ code: 14, details: "down" }));
+      const r = await runOpenLoop({ target: server.target, request, ratePerSec: 200, durationMs: 250, drainMs: 10_000 });
+      assert.deepEqual([r.ok, r.errors, r.errorCodes["UNAVAILABLE"]], [0, 50, 50]);
+    });
+
+    it("drives plain HTTP/2 GETs (protocol http): its headers arrive, other statuses are errors", async () => {
+      const seen: string[] = [];
+      let n = 0;
+      const h2 = createHttp2Server((req, res) => {
+        seen.push(`${req.headers[":authority"]} ${req.headers[":path"]} ${req.headers["x-user-id"]}`);
+        res.writeHead(++n % 5 === 0 ? 429 : 200, { "x-big": "v".repeat(3000 + n) });
+        res.end("ok");
+      });
+      await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+      try {
+        const port = (h2.address() as { port: number }).port;
+        const r = await runOpenLoop({ target: `127.0.0.1:${port}`, request: Buffer.alloc(0), protocol: "http", path: "/api/x?y=1", metadata: { ":authority": "api.example.com", "x-user-id": "u1" }, ratePerSec: 200, durationMs: 500, drainMs: 10_000 });
+        assert.deepEqual([r.scheduled, r.completed, r.ok, r.errors, r.errorCodes["HTTP_429"]], [100, 100, 80, 20, 20]);
+        assert.ok(seen.every((l) => l === "api.example.com /api/x?y=1 u1"), seen[0]);
+      } finally {
+        await new Promise((resolve) => h2.close(resolve));
+      }
     });
 
     it("rejects a rate or duration outside its bounds without starting", async () => {

@@ -1,5 +1,6 @@
 // authz-server latency and throughput against the trivial grpc-js handler, measured in the same run:
 // open-loop p50/p99/p99.9 at 1k and 3k req/s (cached JWT), closed-loop h2load throughput, --workers 2 vs 1.
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import type { BenchModule } from "./row.js";
 import type { ReportRow } from "./lib/report.js";
@@ -7,7 +8,7 @@ import { fmt } from "./lib/report.js";
 import { median } from "./lib/percentiles.js";
 import { runOpenLoop, type OpenLoopResult } from "./lib/open-loop.js";
 import { runH2load } from "./lib/h2load.js";
-import { spawnTrivialAuthz, type RunningServer } from "./lib/trivial-authz.js";
+import { spawnBareHttp2Authz, spawnTrivialAuthz, type RunningServer } from "./lib/trivial-authz.js";
 import { AUTHZ_MAIN, authzBuilt, checkOnce, startAuthzProcess } from "./lib/authz-process.js";
 import { CHECK_PATH } from "./lib/check-status.js";
 import { createAuthzFixture, type AuthzFixture } from "./fixtures/authz-fixture.js";
@@ -18,7 +19,8 @@ const RATIO_BUDGET = 1.5;
 const BUDGETED_RATES: ReadonlySet<number> = new Set([1000, 3000]);
 /** Absolute p99 budgets (ms) by rate; OPA-Envoy publishes p99 3.0 ms at 1k req/s. Informative here. */
 const ABS_P99_MS: Readonly<Record<number, number>> = { 1000: 3, 3000: 10 };
-const WORKERS_BUDGET = 1.6;
+/** --workers N scales ≥ 0.85·N (here N = 2) where the load generator has a core of its own. */
+const WORKERS_BUDGET = 0.85 * 2;
 /** Same budget bench/authz.ts holds its in-process server to; here the shipped build in its own process. */
 const THROUGHPUT_BUDGET = 0.8;
 
@@ -58,6 +60,17 @@ function describeErrors(runs: readonly OpenLoopResult[]): string {
   return Object.entries(codes).map(([k, v]) => `${v} ${k}`).join(", ");
 }
 
+/** utime + stime of a process in ms (/proc/<pid>/stat, 100 ticks per second). */
+function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 const rateLabel = (rate: number): string => (rate % 1000 === 0 ? `${rate / 1000}k` : String(rate));
 
 export const bench: BenchModule = async ({ quick, progress }) => {
@@ -70,7 +83,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
   const cores = cpus().length;
   // The workers budget needs a core free for h2load; on 2 cores a quick run skips the comparison.
   const measureWorkers = withOurs && (!quick || cores >= 3);
-  const steps = plan.rates.length * plan.reps * (withOurs ? 2 : 1) + plan.reps * (withOurs ? (measureWorkers ? 3 : 2) : 1);
+  const steps = plan.rates.length * plan.reps * (withOurs ? 2 : 1) + plan.reps * ((withOurs ? (measureWorkers ? 3 : 2) : 1) + 1);
   let step = 0;
   const measuring = (msg: string): void => progress(`[${++step}/${steps}] ${msg}`);
   try {
@@ -175,25 +188,63 @@ export const bench: BenchModule = async ({ quick, progress }) => {
 
     try {
       // Every server under test runs once per repetition, in rotating order, so drift on a shared machine spreads evenly.
-      const targets: Array<{ label: string; server: RunningServer; rates: number[] }> = [{ label: "trivial", server: trivial, rates: [] }];
-      if (ours) targets.push({ label: "ours, 1 process", server: ours, rates: [] });
+      const targets: Array<{ label: string; server: RunningServer; rates: number[]; cpuUs: number[] }> = [{ label: "trivial", server: trivial, rates: [], cpuUs: [] }];
+      if (ours) targets.push({ label: "ours, 1 process", server: ours, rates: [], cpuUs: [] });
       if (ours && measureWorkers) {
         progress("starting authz-server --workers 2");
         const two = await startAuthzProcess({ policyPath: fixture.policyPath, workers: 2 });
         servers.push(two);
         const code = await checkOnce(two.target, request);
         if (code !== 0) throw new Error(`authz-server --workers 2 denied the benchmark token (status code ${code})`);
-        targets.push({ label: "ours, --workers 2", server: two, rates: [] });
+        targets.push({ label: "ours, --workers 2", server: two, rates: [], cpuUs: [] });
       }
+      // The transport floor: the same answer from bare node:http2, to show what grpc-js itself costs per Check.
+      progress("starting the bare node:http2 handler");
+      const bare = await spawnBareHttp2Authz();
+      servers.push(bare);
+      if ((await checkOnce(bare.target, request)) !== 0) throw new Error("the bare node:http2 handler did not answer OK");
+      targets.push({ label: "bare node:http2", server: bare, rates: [], cpuUs: [] });
       for (let rep = 0; rep < plan.reps; rep++) {
         for (let k = 0; k < targets.length; k++) {
           const target = targets[(k + rep) % targets.length]!;
           measuring(`h2load closed loop ${plan.h2loadSec} s: ${target.label} (run ${rep + 1}/${plan.reps})`);
+          // The server's own CPU around the window (warm-up included, for every server alike): CPU per Check.
+          const pid = target.server.pid;
+          const cpu0 = pid ? processCpuMs(pid) : undefined;
           const r = await runH2load({ target: target.server.target, method: CHECK_PATH, request, durationSec: plan.h2loadSec, warmupSec: plan.h2loadWarmupSec, clients: 4, streams: 16 });
           target.rates.push(r.reqPerSec);
+          const cpu1 = pid ? processCpuMs(pid) : undefined;
+          if (cpu0 !== undefined && cpu1 !== undefined) target.cpuUs.push(((cpu1 - cpu0) * 1000) / (r.total * (1 + plan.h2loadWarmupSec / plan.h2loadSec)));
         }
       }
+      const bareTarget = targets.pop()!;
       const [trivialTp, oursTp, twoTp] = targets.map((t) => median(t.rates));
+      const [trivialCpu, oursCpu] = targets.map((t) => (t.cpuUs.length ? median(t.cpuUs) : undefined));
+      if (trivialCpu !== undefined && bareTarget.cpuUs.length) {
+        const bareCpu = median(bareTarget.cpuUs);
+        rows.push({
+          area: "throughput",
+          name: "transport: trivial handler on grpc-js vs on bare node:http2 (CPU per Check)",
+          unit: "µs",
+          ours: trivialCpu,
+          baseline: bareCpu,
+          baselineName: "bare node:http2, same answer",
+          ratio: trivialCpu / bareCpu,
+          note: `grpc-js adds ${fmt(trivialCpu - bareCpu)} µs per Check over bare node:http2 (throughput ${fmt(trivialTp!)} vs ${fmt(median(bareTarget.rates))} req/s); authz-server's own work adds ${oursCpu !== undefined ? fmt(oursCpu - trivialCpu) : "—"} µs over the grpc-js trivial handler; the bare server keeps none of gRPC's deadlines, cancellation, size limits or health; ${reps}`,
+        });
+      }
+      if (oursTp !== undefined && trivialCpu !== undefined && oursCpu !== undefined) {
+        rows.push({
+          area: "throughput",
+          name: "Check CPU per request (server process), closed loop",
+          unit: "µs",
+          ours: oursCpu,
+          baseline: trivialCpu,
+          baselineName: TRIVIAL,
+          ratio: oursCpu / trivialCpu,
+          note: `utime+stime of the serving process over each h2load window ÷ requests (warm-up requests estimated at the measured rate); the inverse ratio ${fmt(trivialCpu / oursCpu)}× is the throughput ratio a CPU-bound single process reaches when the generator has cores of its own; ${reps}`,
+        });
+      }
       if (oursTp === undefined) {
         rows.push({ area: "throughput", name: `${TRIVIAL} Check, closed loop (h2load -c4 -m16; authz-server not built)`, unit: "req/s", ours: trivialTp!, note: reps });
       } else {

@@ -76,12 +76,14 @@ export async function runModules(dir: string, names: readonly string[], opts: Ru
     const t0 = performance.now();
     try {
       progress("loading");
-      const mod = (await import(pathToFileURL(join(dir, `${name}.ts`)).href)) as { bench?: BenchModule };
+      const mod = (await import(pathToFileURL(join(dir, `${name}.ts`)).href)) as { bench?: BenchModule; limitMs?: { quick: number; full: number } };
       if (typeof mod.bench !== "function") throw new Error(`tools/bench/${name}.ts does not export 'bench' (a BenchModule)`);
+      // A module may declare a longer limit of its own (e.g. one Envoy per scenario).
+      const limitMs = Math.max(moduleLimitMs, (opts.quick ? mod.limitMs?.quick : mod.limitMs?.full) ?? 0);
       let timer: NodeJS.Timeout | undefined;
       const produced = await Promise.race([
         mod.bench({ quick: opts.quick, progress }),
-        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${moduleLimitMs / 1000} s`)), moduleLimitMs); }),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${limitMs / 1000} s`)), limitMs); }),
       ]).finally(() => clearTimeout(timer));
       if (!Array.isArray(produced)) throw new Error("bench() did not return an array of rows");
       for (const r of produced as unknown[]) {

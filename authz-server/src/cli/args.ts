@@ -46,7 +46,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "grpc-addr", value: "HOST:PORT", env: "MESHWARD_GRPC_ADDR", default: "0.0.0.0:9191", help: "ext_authz, health and rate limit gRPC listener" },
   { name: "http-addr", value: "HOST:PORT", env: "MESHWARD_HTTP_ADDR", default: "0.0.0.0:8181", help: "/healthz, /readyz, /metrics and quota HTTP listener" },
   { name: "redis", value: "URL", env: "MESHWARD_REDIS", help: "redis://, rediss:// or redis+cluster:// for quota, introspection cache and revocations (absent: in memory)" },
-  { name: "workers", value: "N", env: "MESHWARD_WORKERS", default: "1", help: "processes sharing the ports" },
+  { name: "workers", value: "N", env: "MESHWARD_WORKERS", default: "1", help: "processes sharing the ports; N may be auto: one per CPU available, capped by the container's CPU limit" },
   { name: "log-level", value: "LEVEL", env: "MESHWARD_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug, trace or silent" },
   { name: "admin-addr", value: "HOST:PORT", env: "MESHWARD_ADMIN_ADDR", help: "admin listener for /v1/revocations (absent: disabled)" },
   { name: "admin-token-file", value: "PATH", env: "MESHWARD_ADMIN_TOKEN_FILE", help: "bearer secret of the admin listener (or the secret itself in MESHWARD_ADMIN_TOKEN)" },
@@ -73,8 +73,11 @@ const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "sil
 const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
 const OPTIONS = Object.fromEntries(FLAGS.map((f) => [f.name, { type: f.value ? ("string" as const) : ("boolean" as const) }]));
 
-/** Parses argv and the environment; throws UsageError for anything it cannot use. */
-export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
+/**
+ * Parses argv and the environment; throws UsageError for anything it cannot use. `cpus` answers
+ * `--workers auto` (cli/cpu-budget.ts reads the machine's; tests pass their own).
+ */
+export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv, cpus: () => number = () => 1): Command {
   const { tokens } = tokenize({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
   const values = new Map<string, string>();
   const switches = new Set<string>();
@@ -110,7 +113,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
     if (!m || Number(m[1]) > 65535) throw new UsageError(`${source(name)}: invalid address '${addr}' (expected HOST:PORT)`);
   }
   const workersText = get("workers")!;
-  if (!/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`${source("workers")}: '${workersText}' is not a whole number from 1 to 999`);
+  if (workersText !== "auto" && !/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`${source("workers")}: '${workersText}' is not 'auto' or a whole number from 1 to 999`);
+  const workers = workersText === "auto" ? Math.min(999, Math.max(1, cpus())) : Number(workersText);
   const logLevel = get("log-level")!;
   if (!LEVELS.has(logLevel)) throw new UsageError(`${source("log-level")}: unknown level '${logLevel}'`);
   const redis = get("redis");
@@ -129,7 +133,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       policy,
       grpcAddr,
       httpAddr,
-      workers: Number(workersText),
+      workers,
       logLevel,
       ...(redis ? { redis } : {}),
       ...(adminAddr ? { adminAddr } : {}),
@@ -141,8 +145,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
 }
 
 /** The serving arguments; throws UsageError for --help/--version too (callers that serve handle those first). */
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerArgs {
-  const c = parseCommand(argv, env);
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, cpus?: () => number): ServerArgs {
+  const c = parseCommand(argv, env, cpus);
   if (c.kind !== "serve") throw new UsageError(`--${c.kind} does not start a server`);
   return c.args;
 }

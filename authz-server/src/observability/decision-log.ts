@@ -14,6 +14,51 @@ const FIELDS = ["decisionId", "allowed", "status", "reason", "rule", "subject", 
 
 type LineWriter = (fields: string) => void;
 const writers = new WeakMap<Logger, LineWriter | null>();
+/** One batch per destination stream (child loggers share their parent's). */
+const batches = new WeakMap<object, (line: string) => void>();
+/** A batch is written at the latest when it holds this many characters. */
+const BATCH_CHARS = 64 * 1024;
+
+interface Stream {
+  write(s: string): unknown;
+  flushSync?: () => void;
+}
+
+/**
+ * The server's own destination (pino.destination, a SonicBoom with a `flushSync`) gets the decision lines
+ * of one event-loop turn in a single write: SonicBoom measures and appends every string it is given (its
+ * `Buffer.byteLength` of the pending chunk on each write made one line cost several µs). Lines keep their
+ * order; a batch is written on setImmediate, when it grows past 64 KiB, and on process exit. Any other
+ * destination (tests, transports) gets each line as it is made.
+ */
+function batched(stream: Stream): (line: string) => void {
+  if (typeof stream.flushSync !== "function") return (line) => void stream.write(line);
+  let b = batches.get(stream);
+  if (b) return b;
+  let pending: string[] = [];
+  let chars = 0;
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.length === 1 ? pending[0]! : pending.join("");
+    pending = [];
+    chars = 0;
+    stream.write(text);
+  };
+  process.once("exit", flush);
+  b = (line) => {
+    pending.push(line);
+    chars += line.length;
+    if (chars >= BATCH_CHARS) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+  batches.set(stream, b);
+  return b;
+}
 
 /** A writer of pre-serialized decision fields when `logger` is a plain pino logger, else null. */
 function lineWriter(logger: Logger): LineWriter | null {
@@ -38,11 +83,9 @@ function lineWriter(logger: Logger): LineWriter | null {
     Object.keys(stringifiers).length === 0 &&
     !stringifiers[S.wildcardFirstSym] &&
     FIELDS.every((k) => !l[S.serializersSym]?.[k]);
-  w = plain
-    ? (fields) => {
-        const line = `${l[S.lsCacheSym][INFO]}${l[S.timeSym]()}${l[S.chindingsSym]}${fields},"msg":"decision"${l[S.endSym]}`;
-        l[S.streamSym].write(line);
-      }
+  const write = plain ? batched(l[S.streamSym] as Stream) : undefined;
+  w = write
+    ? (fields) => write(`${l[S.lsCacheSym][INFO]}${l[S.timeSym]()}${l[S.chindingsSym]}${fields},"msg":"decision"${l[S.endSym]}`)
     : null;
   writers.set(logger, w);
   return w;

@@ -18,6 +18,8 @@ export { freePort };
 
 export interface AuthzProcess extends RunningServer {
   readonly httpPort: number;
+  /** The server's process id (the primary's, with --workers). */
+  readonly pid: number;
 }
 
 export interface AuthzProcessOptions {
@@ -56,7 +58,7 @@ export async function startAuthzProcess(opts: AuthzProcessOptions): Promise<Auth
     throw err;
   }
   exited.catch(() => undefined);
-  return { port: grpcPort, httpPort, target: `127.0.0.1:${grpcPort}`, stop };
+  return { port: grpcPort, httpPort, pid: child.pid ?? 0, target: `127.0.0.1:${grpcPort}`, stop };
 }
 
 async function waitReady(httpPort: number, timeoutMs: number): Promise<void> {

@@ -1,10 +1,11 @@
 // The open-loop generator process: a ticker thread wakes at each intended send time (no busy loop),
-// the main thread sends and records completion − intended. Started by runOpenLoop (open-loop.ts).
-import * as grpc from "@grpc/grpc-js";
+// the main thread sends pre-encoded HTTP/2 frames (gRPC-framed or plain HTTP, bench/lib/h2-raw.ts) and records
+// completion − intended. Started by runOpenLoop (open-loop.ts).
+import { RawH2Client, type RawRequestShape } from "./h2-raw.js";
 import { Worker } from "node:worker_threads";
 import type { OpenLoopJob, OpenLoopResult } from "./open-loop.js";
 import { summarize } from "./percentiles.js";
-import { CHECK_PATH, checkResponseCode } from "./check-status.js";
+import { CHECK_PATH, checkResponseCode, grpcFrame } from "./check-status.js";
 
 // Plain JS so it needs no loader. Posts k = how many requests are due; sleeps with Atomics.wait (futex) between.
 const TICKER = `
@@ -22,27 +23,25 @@ while (k < total && Atomics.load(flag, 0) === 0) {
 }
 `;
 
-const identity = (b: Buffer): Buffer => b;
-
-function waitReady(client: grpc.Client, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => client.waitForReady(Date.now() + ms, (err) => (err ? reject(err) : resolve())));
-}
+const GRPC_STATUS_NAMES: readonly string[] = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
 
 async function run(job: OpenLoopJob): Promise<OpenLoopResult> {
   const request = Buffer.from(job.requestBase64, "base64");
+  const http = job.protocol === "http";
   const method = job.method ?? CHECK_PATH;
-  const checkStatus = job.checkStatus ?? method === CHECK_PATH;
+  const checkStatus = !http && (job.checkStatus ?? method === CHECK_PATH);
   const drainMs = job.drainMs ?? 2000;
   const intervalMs = 1000 / job.ratePerSec;
   const warmup = Math.round(((job.warmupMs ?? 0) * job.ratePerSec) / 1000);
   const measured = Math.max(1, Math.min(job.maxRequests ?? Infinity, Math.round((job.durationMs * job.ratePerSec) / 1000)));
   const total = warmup + measured;
 
-  const clients = Array.from({ length: Math.max(1, job.channels ?? 2) }, () =>
-    new grpc.Client(job.target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
-  await Promise.all(clients.map((c) => waitReady(c, 10_000)));
-  const metadata = new grpc.Metadata();
-  for (const [k, v] of Object.entries(job.metadata ?? {})) metadata.set(k, v);
+  // One request shape, encoded once (bench/lib/h2-raw.ts): the generator's per-request cost is a frame copy.
+  const shape: RawRequestShape = http
+    ? { authority: job.target, method: request.length ? "POST" : "GET", path: job.path ?? "/", headers: job.metadata ?? {}, ...(request.length ? { body: request } : {}) }
+    : { authority: job.target, method: "POST", path: method, headers: { "content-type": "application/grpc", te: "trailers", ...(job.metadata ?? {}) }, body: grpcFrame(request) };
+  const clients = await Promise.all(Array.from({ length: Math.max(1, job.channels ?? 2) }, () => RawH2Client.connect(job.target, shape, { keepBody: checkStatus, grpc: !http })));
+  const expectStatus = job.expectStatus ?? 200;
 
   const latency = new Float64Array(measured);
   const lag = new Float64Array(measured);
@@ -61,30 +60,34 @@ async function run(job: OpenLoopJob): Promise<OpenLoopResult> {
   const intended = (i: number): number => t0 + i * intervalMs;
   const cpu0 = process.cpuUsage();
 
+  const record = (i: number, failure: string | undefined, denied: boolean): void => {
+    const done = performance.now();
+    outstanding--;
+    if (i >= warmup) {
+      const j = i - warmup;
+      latency[j] = done - intended(i);
+      if (failure !== undefined) {
+        errors++;
+        errorCodes[failure] = (errorCodes[failure] ?? 0) + 1;
+      } else if (denied) rejected++;
+      else ok++;
+      finished[j] = 1;
+      completed++;
+      lastDone = done;
+    }
+    if (allSent && outstanding === 0) onDrained?.();
+  };
+
   const send = (i: number): void => {
     const sentAt = performance.now();
     outstanding++;
     if (i >= warmup) lag[i - warmup] = sentAt - intended(i);
-    clients[i % clients.length]!.makeUnaryRequest(method, identity, identity, request, metadata.clone(), (err, resp) => {
-      const done = performance.now();
-      outstanding--;
-      if (i >= warmup) {
-        const j = i - warmup;
-        if (err) {
-          errors++;
-          const name = grpc.status[err.code] ?? String(err.code);
-          errorCodes[name] = (errorCodes[name] ?? 0) + 1;
-          latency[j] = done - intended(i);
-        } else {
-          latency[j] = done - intended(i);
-          if (checkStatus && resp && checkResponseCode(resp) !== 0) rejected++;
-          else ok++;
-        }
-        finished[j] = 1;
-        completed++;
-        lastDone = done;
-      }
-      if (allSent && outstanding === 0) onDrained?.();
+    clients[i % clients.length]!.send((r) => {
+      if (r.error !== undefined) return record(i, r.error, false);
+      if (http) return record(i, r.status === expectStatus ? undefined : `HTTP_${r.status}`, false);
+      if (r.status !== 200) return record(i, `HTTP_${r.status}`, false);
+      if (r.grpcStatus !== 0) return record(i, r.grpcStatus === undefined ? "NO_GRPC_STATUS" : GRPC_STATUS_NAMES[r.grpcStatus] ?? `GRPC_${r.grpcStatus}`, false);
+      record(i, undefined, checkStatus && r.body !== undefined && r.body.length >= 5 && checkResponseCode(r.body.subarray(5)) !== 0);
     });
   };
 
@@ -97,7 +100,9 @@ async function run(job: OpenLoopJob): Promise<OpenLoopResult> {
   await new Promise<void>((resolve, reject) => {
     const giveUp = setTimeout(resolve, sendStop - performance.now());
     ticker.on("message", (k: number) => {
+      for (const c of clients) c.cork();
       while (next < k && performance.now() <= sendStop) send(next++);
+      for (const c of clients) c.uncork();
       if (next >= total || performance.now() > sendStop) {
         clearTimeout(giveUp);
         resolve();

@@ -1,4 +1,4 @@
-// Open-loop latency for a gRPC unary method: a generator in its own process sends on a fixed schedule
+// Open-loop latency for a gRPC unary method or a plain HTTP/2 request: a generator in its own process sends on a fixed schedule
 // and measures each latency from the request's INTENDED send time, so a stalled server is not hidden
 // by a generator that waits for it (coordinated omission).
 import { fork } from "node:child_process";
@@ -13,7 +13,15 @@ export interface OpenLoopOptions {
   readonly method?: string;
   /** The serialized request message, sent unchanged every time. */
   readonly request: Buffer;
+  /** Extra request headers (gRPC metadata, or HTTP headers in `http` mode). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * `grpc` (default): a unary gRPC call to `method` with `request` as the message. `http`: a plain HTTP/2
+   * request to `path` (GET when `request` is empty, else POST with it as the body) that must answer `expectStatus`.
+   */
+  readonly protocol?: "grpc" | "http";
+  readonly path?: string;
+  readonly expectStatus?: number;
   readonly ratePerSec: number;
   /** Measured window: requests whose intended send time falls in it are measured. */
   readonly durationMs: number;
@@ -21,7 +29,7 @@ export interface OpenLoopOptions {
   readonly warmupMs?: number;
   /** Upper bound on measured requests (default: rate × duration, never more than MAX_MEASURED). */
   readonly maxRequests?: number;
-  /** Client channels, each its own HTTP/2 connection; requests go round-robin. Default 2. */
+  /** Client connections (HTTP/2, prior knowledge); requests go round-robin. Default 2. */
   readonly channels?: number;
   /**
    * How long to wait for answers after the last send. Calls unanswered by then are errors (`NO_ANSWER`)
@@ -78,7 +86,8 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   const job: OpenLoopJob = { ...rest, maxRequests: Math.min(opts.maxRequests ?? MAX_MEASURED, MAX_MEASURED), method: opts.method ?? CHECK_PATH, requestBase64: request.toString("base64") };
   // The child stops sending at the schedule's end + drainMs and then drains for up to drainMs.
   const limitMs = (opts.warmupMs ?? 0) + opts.durationMs + 2 * (opts.drainMs ?? 2000) + 30_000;
-  const child = fork(childPath, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // OPEN_LOOP_PROF=dir writes a V8 CPU profile of the generator there (to see what the generator itself costs).
+  const child = fork(childPath, [], { execArgv: ["--import", "tsx", ...(process.env["OPEN_LOOP_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["OPEN_LOOP_PROF"]}`] : [])], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     let settled = false;
     const finish = (fn: () => void): void => {

@@ -9,6 +9,8 @@ export interface RunningServer {
   readonly port: number;
   /** host:port to dial. */
   readonly target: string;
+  /** The serving process, when it is a child of its own. */
+  readonly pid?: number;
   stop(): Promise<void>;
 }
 
@@ -37,17 +39,27 @@ export function startTrivialAuthz(port = 0): Promise<RunningServer> {
 
 /** The trivial handler in a child process of its own (as our server runs), so it gets its own event loop. */
 export function spawnTrivialAuthz(): Promise<RunningServer> {
-  const child = fork(fileURLToPath(import.meta.url), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  return spawnChild(fileURLToPath(import.meta.url), "trivial authz");
+}
+
+/** The same always-OK answer from bare node:http2 (lib/bare-h2-authz.ts): what grpc-js itself costs. */
+export function spawnBareHttp2Authz(): Promise<RunningServer> {
+  return spawnChild(fileURLToPath(new URL("./bare-h2-authz.ts", import.meta.url)), "bare node:http2 authz");
+}
+
+function spawnChild(script: string, what: string): Promise<RunningServer> {
+  const child = fork(script, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error("trivial authz child did not start within 20 s")); }, 20_000);
+    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`${what} child did not start within 20 s`)); }, 20_000);
     child.once("error", (err) => { clearTimeout(timer); reject(err); });
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`trivial authz child exited with ${code} before listening`)); });
+    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`${what} child exited with ${code} before listening`)); });
     child.once("message", (msg: { port: number }) => {
       clearTimeout(timer);
       child.removeAllListeners("exit");
       resolve({
         port: msg.port,
         target: `127.0.0.1:${msg.port}`,
+        ...(child.pid ? { pid: child.pid } : {}),
         stop: () => new Promise<void>((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
           child.once("exit", () => done());
