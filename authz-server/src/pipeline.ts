@@ -8,11 +8,15 @@ import type { Attributes, Decision } from "./model.js";
 import { evaluatePolicy } from "./policy/evaluate.js";
 import type { Runtime } from "./policy-holder.js";
 import { renderCheckResponse, type CheckResponseObject } from "./response/check-response.js";
+import { attachCacheDirective } from "./response/cache-directive.js";
+import type { CacheEpoch } from "./response/cache-epoch.js";
 import { decideFromError, decideFromVerdict } from "./response/decide.js";
 
 export interface PipelineDeps {
   readonly clock: Clock;
   readonly newId: () => string;
+  /** Set when decisions may carry a cache directive for the authz-cache filter. */
+  readonly cacheEpoch?: CacheEpoch;
 }
 
 export interface PipelineResult {
@@ -36,7 +40,9 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
   const identity = resolveIdentity(attrs, user, policy);
   const verdict = evaluatePolicy(policy, { attrs, identity, credentialError: error, nowMs: deps.clock.now() });
   const decision = decideFromVerdict(id, verdict, identity);
-  return { attrs, decision, response: renderCheckResponse(decision, policy) };
+  const response = renderCheckResponse(decision, policy);
+  if (deps.cacheEpoch) attachCacheDirective({ decision, policy, attrs, response, epoch: deps.cacheEpoch.value(), nowMs: deps.clock.now() });
+  return { attrs, decision, response };
 }
 
 function checkSize(attrs: Attributes, limits: Runtime["policy"]["limits"]): RequestTooLarge | undefined {

@@ -14,6 +14,7 @@ import type { CheckRequestObject } from "./attributes/from-check-request.js";
 import { logDecision } from "./observability/decision-log.js";
 import { authzMetrics } from "./observability/metrics.js";
 import { runPipeline } from "./pipeline.js";
+import { CACHE_EPOCH_PATH, type CacheEpoch } from "./response/cache-epoch.js";
 import type { PolicyHolder, Runtime } from "./policy-holder.js";
 import type { QuotaService } from "./quota/contract.js";
 import { renderCheckResponse } from "./response/check-response.js";
@@ -26,6 +27,8 @@ export interface AuthzServerDeps {
   readonly clock: Clock;
   readonly newId?: () => string;
   readonly quota?: QuotaService;
+  /** The decision-cache epoch, served at GET /cache/epoch and bumped on every policy change. */
+  readonly cacheEpoch?: CacheEpoch;
   /** host:port; default 0.0.0.0:9191. Port 0 picks a free port. */
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
@@ -43,7 +46,7 @@ export interface AuthzServer {
 export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
   const { holder, logger, registry, clock, quota } = deps;
   const metrics = authzMetrics(registry);
-  const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator() };
+  const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator(), ...(deps.cacheEpoch ? { cacheEpoch: deps.cacheEpoch } : {}) };
   let draining = false;
   let inflight = 0;
   let grpcServer: grpc.Server | undefined;
@@ -56,6 +59,10 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
   };
   if (holder.current) applyPolicy(holder.current);
   holder.onChange(applyPolicy);
+  if (deps.cacheEpoch) {
+    if (holder.current) deps.cacheEpoch.policyChanged(holder.current.policy.version);
+    holder.onChange((r) => deps.cacheEpoch!.policyChanged(r.policy.version));
+  }
   holder.onResult = (result) => metrics.policyReloads.inc({ result });
 
   const check: grpc.handleUnaryCall<CheckRequestObject, object> = (call, callback) => {
@@ -134,6 +141,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, { error: "method_not_allowed" });
     if (path === "/healthz") return send(res, 200, { status: "ok" });
+    if (path === CACHE_EPOCH_PATH && deps.cacheEpoch) {
+      const epoch = deps.cacheEpoch.value();
+      res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(epoch), "cache-control": "no-store" });
+      res.end(epoch);
+      return;
+    }
     if (path === "/readyz") {
       const r = await readiness();
       return send(res, r.ready ? 200 : 503, r);

@@ -119,6 +119,11 @@ export function removeRequestHeader(name: ArrayBuffer): u32 {
   return imports.proxy_remove_header_map_value(MapType.RequestHeaders, changetype<usize>(name), name.byteLength);
 }
 
+/** Removes every value of response header `name`. */
+export function removeResponseHeader(name: ArrayBuffer): u32 {
+  return imports.proxy_remove_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength);
+}
+
 /** Adds `name: value` to the response headers. */
 export function addResponseHeader(name: ArrayBuffer, value: ArrayBuffer): u32 {
   return imports.proxy_add_header_map_value(MapType.ResponseHeaders, changetype<usize>(name), name.byteLength,

@@ -10,6 +10,7 @@ import { accessLogFile, scenarioBootstrap, startWorld, waitForAccessLog, type Wo
 import { send, type Reply } from "../../tools/envoy/with-envoy.js";
 import { e2ePolicy } from "../../tools/testing/e2e-authz.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
+import { assertPathGuarantee, NON_CANONICAL_PATHS } from "./path-guarantee.js";
 
 const GLOBAL_CAPACITY = 40;
 const LEASE = 5;
@@ -51,6 +52,8 @@ describe("real Envoy, scenario 1: two API gateway Envoys in front of an ingress 
       const config = scenarioBootstrap("envoy/local/edge.yaml", world, { endpoints: { "app-v1": ingressAddress, "app-v2": ingressAddress }, burstCapacity: 1000, ...(i === 0 ? { accessLogPath: logPath } : {}) });
       const identity = pluginConfigOf(hcmOf(config), "rate-limit-identity");
       const conf = identity.get();
+      // (scenarioBootstrap gives the lease call 3 s: a slow lease would fall back to the local bucket,
+      // failureMode "local"; the test checks below that no lease failed.)
       conf["limits"][0] = { ...conf["limits"][0], capacity: GLOBAL_CAPACITY, refillPerSecond: 0.001, global: { lease: LEASE, minLease: 1 } };
       identity.set(conf);
       gateways.push(await startEnvoy({ bin, config, concurrency: 4, args: ["--file-flush-interval-msec", "50"] }));
@@ -127,11 +130,12 @@ describe("real Envoy, scenario 1: two API gateway Envoys in front of an ingress 
     const r = limited[0]!;
     assert.match(String(r.headers["retry-after"]), /^\d+$/);
     assert.match(String(r.headers["ratelimit"]), /"per-user";r=0/);
-    // Both gateways leased from the quota service, which kept the bucket in Redis.
+    // Both gateways leased from the quota service, which kept the bucket in Redis; no lease failed.
     for (const g of gateways) {
-      const s = await g.stats("meshward_rate_limit_lease_requests_total");
-      const leases = [...s.values()].reduce((a, b) => a + b, 0);
-      assert.ok(leases > 0, `a gateway made no lease call: ${JSON.stringify([...s])}`);
+      const s = await g.stats("meshward_rate_limit_lease");
+      const sum = (re: RegExp) => [...s].filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+      assert.ok(sum(/lease_requests_total$/) > 0, `a gateway made no lease call: ${JSON.stringify([...s])}`);
+      assert.equal(sum(/lease_failures_total$/), 0, `lease failures: ${JSON.stringify([...s])}`);
     }
     const client = new Redis(redis!.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
@@ -149,6 +153,11 @@ describe("real Envoy, scenario 1: two API gateway Envoys in front of an ingress 
     const r = await send(ports[0]!, "/api/orders/3", { headers: { authorization: `Bearer ${token}`, traceparent: tp } });
     const line = await waitForAccessLog(logPath, (l) => l["traceparent"] === tp);
     assert.equal(line["decision_id"], r.headers["x-meshward-decision-id"]);
+  });
+
+  it("never lets a non-canonical path be authorised as one path and routed as another (through both hops)", async function () {
+    const token = await world!.issuer.sign({ sub: "paths", roles: ["reader"] });
+    await assertPathGuarantee({ port: ports[0]!, token, world: world!, paths: NON_CANONICAL_PATHS });
   });
 
   it("keeps the gateways' logs free of Wasm errors", function () {

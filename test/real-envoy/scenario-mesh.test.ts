@@ -191,8 +191,28 @@ describe("real Envoy, scenario 3: gateway + sidecar Envoy with mTLS (SPIFFE iden
     await assert.rejects(meshCall(scPort, "/api/orders/5", { leaf: rogue, ca }), (err: Error & { code?: string }) => /ECONNRESET|alert|certificate|unknown ca|socket hang up/i.test(`${err.code} ${err.message}`));
   });
 
+  it("carries traceparent across the mTLS hop, and the sidecar's decision id to the service", async function () {
+    const token = await world!.issuer.sign({ sub: "tracy", roles: ["reader"] });
+    const tp = "00-55555555555555555555555555555555-6666666666666666-01";
+    const n = sidecarDecisions().length;
+    const r = await send(gwPort, "/api/invoices/9", { headers: { authorization: `Bearer ${token}`, traceparent: tp } });
+    assert.equal(r.status, 200, r.body);
+    const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+    assert.equal(seen.headers["traceparent"], tp);
+    const atSidecar = sidecarDecisions().slice(n);
+    assert.equal(atSidecar.length, 1);
+    assert.equal(seen.headers["x-meshward-decision-id"], atSidecar[0]!["decisionId"]);
+  });
+
   it("keeps both Envoys' logs free of Wasm errors", function () {
     assert.deepEqual(gateway!.errorLines(), []);
     assert.deepEqual(sidecar!.errorLines(), []);
+  });
+
+  it("fails closed at both Envoys when authz-server is down: 503 from the gateway, and from the sidecar to a mesh caller", async function () {
+    await world!.authz.stop();
+    const token = await world!.issuer.sign({ sub: "dana", roles: ["reader"] });
+    assert.equal((await send(gwPort, "/api/invoices/3", { headers: { authorization: `Bearer ${token}` } })).status, 503);
+    assert.equal((await meshCall(scPort, "/api/orders/5", { leaf: billing, ca })).status, 503);
   });
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { PolicyInvalid } from "../../authz-server/src/errors.js";
 import { compilePolicyText } from "../../authz-server/src/policy/load-policy.js";
+import { cacheProblems } from "./cache-checks.js";
 import { checkKustomization, crossCheckManifests, policyKeys, type ManifestDoc } from "./cross-checks.js";
 import { BOOTSTRAP_TYPE, EnvoyJsonValidator, loadEnvoyProtos } from "./envoy-proto.js";
 import { checkEnvoySemantics, type WasmFilterUse } from "./envoy-semantics.js";
@@ -110,6 +111,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
           problems.push({ file, path: base === "" ? path : `${base} → ${path}`, code: "ERR_POLICY_NO_AUDIENCE", severity: "warning", message: `JWT provider '${p.name}' has no audiences: tokens minted for any audience of this issuer are accepted` });
         }
       });
+      problems.push(...cacheProblems(policy, file, base));
     } catch (err) {
       if (!(err instanceof PolicyInvalid)) throw err;
       problems.push({ file: err.file, path: base === "" ? err.path : err.path === "" ? base : `${base} → ${err.path}`, code: err.code, message: err.problem });

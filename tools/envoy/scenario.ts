@@ -54,6 +54,12 @@ export interface GatewayOptions {
   readonly burstCapacity?: number;
   /** Overrides for named clusters' addresses (e.g. app-v1 → an ingress Envoy). */
   readonly endpoints?: Record<string, string>;
+  /**
+   * The lease call's timeout (quota.timeoutMs of every rate-limit plugin that has one), default 3000.
+   * The shipped 200 ms is met on an idle machine; on a loaded 2-core test machine lease calls took
+   * longer (Envoy answered 504) and the filter fell back to its failure mode.
+   */
+  readonly leaseTimeoutMs?: number;
 }
 
 /** A shipped bootstrap (edge.yaml, sidecar.yaml or the gateway ConfigMap) on `world`'s loopback servers. */
@@ -63,6 +69,13 @@ export function scenarioBootstrap(file: string, world: World, o: GatewayOptions 
   if (o.accessLogPath !== undefined) {
     const shipped = hcm["access_log"][0]["typed_config"]["log_format"]["json_format"] as Record<string, string>;
     hcm["access_log"] = [fileAccessLog(o.accessLogPath, shipped)];
+  }
+  for (const f of hcm["http_filters"] as Obj[]) {
+    const name = f["typed_config"]?.["config"]?.["name"];
+    if (typeof name !== "string" || f["typed_config"]["config"]["root_id"] !== "rate-limit") continue;
+    const plugin = pluginConfigOf(hcm, name);
+    const conf = plugin.get();
+    if (conf["quota"] !== undefined) plugin.set({ ...conf, quota: { ...conf["quota"], timeoutMs: o.leaseTimeoutMs ?? 3000 } });
   }
   if (o.burstCapacity !== undefined) {
     const edge = pluginConfigOf(hcm, "rate-limit-edge");

@@ -113,10 +113,7 @@ export async function withEnvoy(o: WithEnvoyOptions): Promise<EnvoyUnderTest> {
     port,
     upstreams,
     send: (path, options) => send(port, path, options),
-    received: () =>
-      echoes
-        .flatMap((e) => e.received.map((r, i) => ({ upstream: e.name, seq: i, ...r })))
-        .map(({ seq: _seq, ...r }) => r),
+    received: () => echoes.flatMap((e) => e.received.map((r) => ({ upstream: e.name, ...r }))),
     clear: () => {
       for (const e of echoes) e.received.length = 0;
     },

@@ -10,8 +10,10 @@ import { systemClock } from "../../authz-server/src/clock.js";
 import { startCredentialServices } from "../../authz-server/src/credentials/credential-services.js";
 import { jwksKeySourceFactory } from "../../authz-server/src/credentials/jwks.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
+import type { RevocationStore } from "../../authz-server/src/credentials/revocation.js";
 import { PolicyHolder } from "../../authz-server/src/policy-holder.js";
 import { createQuotaService } from "../../authz-server/src/quota/index.js";
+import { CacheEpoch } from "../../authz-server/src/response/cache-epoch.js";
 import { createAuthzServer, type AuthzServer } from "../../authz-server/src/server.js";
 
 export const ISSUER = "https://idp.e2e.meshward.test/";
@@ -26,6 +28,8 @@ export interface RunningAuthz {
   readonly grpcAddress: string;
   readonly httpAddress: string;
   readonly logs: Record<string, unknown>[];
+  readonly holder: PolicyHolder;
+  readonly revocations: RevocationStore;
   stop(): Promise<void>;
 }
 
@@ -111,12 +115,16 @@ export async function startAuthz(dir: string, policyText: string, opts: { redisU
   const holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory, credentialPlugins: credentials.plugins });
   const runtime = holder.load();
   const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
-  const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
+  const cacheEpoch = new CacheEpoch();
+  credentials.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
+  const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
   const { grpcPort, httpPort } = await server.start();
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,
     httpAddress: `127.0.0.1:${httpPort}`,
     logs,
+    holder,
+    revocations: credentials.revocations,
     async stop() {
       await server.stop(100);
       await quota.close();

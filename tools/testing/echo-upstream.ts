@@ -1,5 +1,5 @@
 // Loopback echo upstreams for the e2e chains: each answers with its name and the request it received.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface EchoUpstream {
@@ -10,13 +10,14 @@ export interface EchoUpstream {
   close(): Promise<void>;
 }
 
-export async function startEcho(name: string): Promise<EchoUpstream> {
+/** `extraHeaders` adds response headers computed from the request (e.g. a hostile upstream's). */
+export async function startEcho(name: string, extraHeaders?: (headers: IncomingHttpHeaders) => Record<string, string>): Promise<EchoUpstream> {
   const received: EchoUpstream["received"] = [];
   const server: Server = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
       if (received.length < 10_000) received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers });
-      res.writeHead(200, { "content-type": "application/json", "x-upstream": name });
+      res.writeHead(200, { "content-type": "application/json", "x-upstream": name, ...extraHeaders?.(req.headers) });
       res.end(JSON.stringify({ upstream: name, path: req.url, headers: req.headers }));
     });
   });

@@ -1,5 +1,6 @@
 // Runs authz-server for parsed arguments: one serving process (runWorker), or a primary that forks
 // N workers sharing the ports (runPrimary). main.ts parses flags first so bad flags fail fast.
+import { CacheEpoch } from "../response/cache-epoch.js";
 import cluster from "node:cluster";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerArgs } from "./args.js";
@@ -47,7 +48,9 @@ export async function runWorker(args: ServerArgs): Promise<void> {
     throw err;
   }
   const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}) });
-  const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
+  const cacheEpoch = new CacheEpoch();
+  services.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
+  const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
   const { grpcPort, httpPort } = await server.start();
   holder.watch();
   const grpcAt = `${args.grpcAddr.replace(/:[0-9]+$/, "")}:${grpcPort}`;

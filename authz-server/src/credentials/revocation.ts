@@ -25,6 +25,8 @@ export interface RevocationStore {
   list(limit: number): Promise<{ readonly entries: readonly Revocation[]; readonly truncated: boolean }>;
   /** Hot path: answered from memory, no I/O. */
   isRevoked(user: UserIdentity): Revocation | undefined;
+  /** Called after every change of the list (local or from another replica) with the live entries: the decision-cache epoch. */
+  onChange?(listener: (entries: () => Iterable<Revocation>) => void): void;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ function entryKey(kind: RevocationKind, value: string, provider: string | undefi
 /** In-process denylist with expiry and a bound on entries. */
 export class MemoryRevocationStore implements RevocationStore {
   protected readonly entries = new Map<string, Revocation>();
+  private readonly listeners: ((entries: () => Iterable<Revocation>) => void)[] = [];
   constructor(protected readonly now: () => number = Date.now, protected readonly maxEntries = 100_000) {}
 
   async revoke(kind: RevocationKind, value: string, ttlMs: number, provider?: string): Promise<Revocation> {
@@ -81,6 +84,15 @@ export class MemoryRevocationStore implements RevocationStore {
     return Promise.resolve();
   }
 
+  onChange(listener: (entries: () => Iterable<Revocation>) => void): void {
+    this.listeners.push(listener);
+  }
+
+  protected changed(): void {
+    const live = () => this.entries.values();
+    for (const l of this.listeners) l(live);
+  }
+
   /** Adds or replaces an entry in memory. */
   put(e: Revocation): Revocation {
     const k = entryKey(e.kind, e.value, e.provider);
@@ -88,7 +100,9 @@ export class MemoryRevocationStore implements RevocationStore {
       this.sweep();
       if (this.entries.size >= this.maxEntries) throw new RevocationStoreUnavailable(`revocation list is full (${this.maxEntries} entries)`);
     }
+    const prev = this.entries.get(k);
     this.entries.set(k, Object.freeze({ ...e }));
+    if (!prev || prev.expiresAt !== e.expiresAt) this.changed();
     return e;
   }
 
@@ -96,6 +110,7 @@ export class MemoryRevocationStore implements RevocationStore {
     const k = entryKey(kind, value, provider);
     const e = this.entries.get(k);
     this.entries.delete(k);
+    if (e !== undefined) this.changed();
     return e !== undefined && this.now() < e.expiresAt;
   }
 
@@ -227,6 +242,7 @@ export class RedisRevocationStore extends MemoryRevocationStore {
     }
     this.entries.clear();
     for (const [k, e] of found) this.entries.set(k, e);
+    this.changed();
   }
 
   override async close(): Promise<void> {

@@ -21,6 +21,8 @@ export function compilePolicy(doc: PolicyDocument, file: string, version: string
   const trustDomains = new Set(providers.mesh?.trustDomains ?? []);
 
   checkProviders(doc, fail);
+  if (spec.cache?.enabled && !spec.cache.secret) fail("spec.cache", "'enabled: true' needs 'secret' ({ file } or { env }), the HMAC key shared with the authz-cache filter");
+  if (spec.cache?.secret && (spec.cache.secret.file === undefined) === (spec.cache.secret.env === undefined)) fail("spec.cache.secret", "needs exactly one of 'file' or 'env'");
 
   const bindings = new Map<string, string[]>();
   (spec.bindings ?? []).forEach((b, i) => {

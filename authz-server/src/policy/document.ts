@@ -17,6 +17,18 @@ export interface PolicySpec {
   readonly rateLimits?: readonly RateLimitSpec[];
   readonly limits?: LimitsSpec;
   readonly response?: ResponseSpec;
+  /** The authz-cache filter's decision cache (filters/authz-cache/README.md); off unless `enabled`. */
+  readonly cache?: CacheSpec;
+}
+
+export interface CacheSpec {
+  readonly enabled?: boolean;
+  /** Longest lifetime of a cached decision (duration, default 60s). */
+  readonly maxTtl?: string;
+  /** Cache denials too (default true). */
+  readonly cacheDenials?: boolean;
+  /** HMAC key shared with the filter (required for any directive). */
+  readonly secret?: SecretRefSpec;
 }
 
 export interface ProvidersSpec {
@@ -129,6 +141,8 @@ export interface RuleSpec {
   readonly allow?: "anonymous";
   readonly require?: RequirementSpec;
   readonly when?: string;
+  /** false: decisions that evaluated this rule are never cached. */
+  readonly cache?: boolean;
 }
 
 export interface LimitsSpec {

@@ -181,6 +181,16 @@ export const POLICY_SCHEMA = {
             maxHeaderBytes: { type: "integer", minimum: 1 },
           },
         },
+        cache: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            enabled: { type: "boolean" },
+            maxTtl: duration,
+            cacheDenials: { type: "boolean" },
+            secret: { type: "object", additionalProperties: false, properties: { file: str, env: str } },
+          },
+        },
         response: {
           type: "object",
           additionalProperties: false,
@@ -216,6 +226,7 @@ export const POLICY_SCHEMA = {
         allow: { const: "anonymous" },
         require: { $ref: "#/$defs/requirement" },
         when: str,
+        cache: { type: "boolean" },
       },
     },
     requirement: {

@@ -1,0 +1,94 @@
+// The cache key: SHA-256 over a length-prefixed encoding of the epoch, the shape and the request's
+// values of the shape's attributes (README "The key"). Pure: works on any RequestView.
+import { RequestView } from "../lib/request-view";
+import { Sha256 } from "../lib/sha256";
+
+const DOMAIN = "meshward-authz-cache/1";
+const METHOD = String.UTF8.encode(":method");
+const SCHEME = String.UTF8.encode(":scheme");
+const AUTHORITY = String.UTF8.encode(":authority");
+const MAX_SHAPE_ATTRIBUTES = 32;
+
+/** A parsed key shape: the header names, whether the query is keyed (`q`) and the source IP (`a`). */
+export class Shape {
+  text: string = "";
+  headers: ArrayBuffer[] = [];
+  query: bool = false;
+  address: bool = false;
+}
+
+/** Parses a shape (`k` of a directive, joined by ","); null when any attribute is malformed. */
+export function parseShape(attrs: string[]): Shape | null {
+  if (attrs.length > MAX_SHAPE_ATTRIBUTES) return null;
+  const s = new Shape();
+  for (let i = 0; i < attrs.length; i++) {
+    const a = attrs[i];
+    if (i > 0 && a <= attrs[i - 1]) return null; // sorted and unique: one text per shape
+    if (a == "q") s.query = true;
+    else if (a == "a") s.address = true;
+    else if (a.startsWith("h:") && a.length > 2 && a.length <= 258 && isHeaderName(a.substring(2))) s.headers.push(String.UTF8.encode(a.substring(2)));
+    else return null;
+  }
+  s.text = attrs.join(",");
+  return s;
+}
+
+/** Parses the stored text form of a shape ("" = no extra attributes). */
+export function parseShapeText(text: string): Shape | null {
+  if (text.length == 0) return parseShape([]);
+  return parseShape(text.split(","));
+}
+
+function isHeaderName(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e || c == 0x21 ||
+      c == 0x23 || c == 0x24 || c == 0x25 || c == 0x26 || c == 0x27 || c == 0x2a || c == 0x2b || c == 0x5e || c == 0x60 ||
+      c == 0x7c || c == 0x7e;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const hasher = new Sha256();
+
+function viewField(h: Sha256, view: RequestView, name: ArrayBuffer): void {
+  if (view.find(name)) {
+    h.u32(1);
+    h.field(view.foundPtr, view.foundLen);
+  } else {
+    h.u32(0);
+  }
+}
+
+/** The 32-byte key of `view` under `shape` in `epoch`; `sourceIp` is used only when the shape has `a`. */
+export function cacheKey(epoch: string, shape: Shape, view: RequestView, sourceIp: string): ArrayBuffer {
+  const h = hasher;
+  h.reset();
+  h.fieldString(DOMAIN);
+  h.fieldString(epoch);
+  h.fieldString(shape.text);
+  viewField(h, view, METHOD);
+  viewField(h, view, SCHEME);
+  viewField(h, view, AUTHORITY);
+  if (shape.query) h.fieldString(view.target());
+  else h.fieldString(view.path());
+  for (let i = 0; i < shape.headers.length; i++) {
+    const name = shape.headers[i];
+    // The count of values (absent = 0), then every value in order: a prefix-free encoding.
+    let count: u32 = 0;
+    let at = view.findFrom(name, 0);
+    while (at >= 0) {
+      count++;
+      at = view.findFrom(name, at + 1);
+    }
+    h.u32(count);
+    at = view.findFrom(name, 0);
+    while (at >= 0) {
+      h.field(view.foundPtr, view.foundLen);
+      at = view.findFrom(name, at + 1);
+    }
+  }
+  if (shape.address) h.fieldString(sourceIp);
+  return h.digest();
+}

@@ -1,0 +1,133 @@
+// authz-cache under load and attack in real Envoys (ENVOY_BIN): two Envoy processes × 4 workers
+// sharing one authz-server, a hostile upstream forging directives, and many distinct keys against
+// a small slot table (memory stays bounded, evictions counted, the hit path keeps working).
+import { strict as assert } from "node:assert";
+import { createHmac } from "node:crypto";
+import { requireEnvoy } from "../../tools/envoy/harness.js";
+import { CACHE_SECRET, send, startCacheWorld, type CacheWorld } from "../../tools/testing/authz-cache-world.js";
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const stat = async (w: CacheWorld, i: number, name: string) => (await w.envoys[i]!.stats("authz_cache")).get(`wasmcustom.meshward_authz_cache_${name}`) ?? 0;
+
+async function warm(w: CacheWorld, port: number, headers: Record<string, string>, i = 0): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while ((await stat(w, i, "hits")) === 0) {
+    if (Date.now() > deadline) throw new Error("no cache hit within 5 s (epoch poll?)");
+    await send(port, "/api/orders/0", headers);
+    await delay(20);
+  }
+}
+
+describe("authz-cache: two Envoys × 4 workers (ENVOY_BIN)", function () {
+  this.timeout(120_000);
+  let w: CacheWorld;
+
+  before(async function () {
+    requireEnvoy(this);
+    w = await startCacheWorld({ envoyCount: 2, concurrency: 4 });
+  });
+  after(async () => w?.stop());
+
+  it("both processes serve hits, and a revocation reaches both within the bound", async function () {
+    const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "multi", roles: ["reader"] })}` };
+    const ports = [w.envoys[0]!.listenerPort("cached"), w.envoys[1]!.listenerPort("cached")];
+    await warm(w, ports[0]!, h, 0);
+    await warm(w, ports[1]!, h, 1);
+    // 200 concurrent requests per process spread over its 4 workers: all allowed, mostly hits.
+    for (const port of ports) {
+      const replies = await Promise.all(Array.from({ length: 200 }, () => send(port, "/api/orders/1", h)));
+      assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+    }
+    const checks = w.checks();
+    const replies = await Promise.all(ports.flatMap((port) => Array.from({ length: 100 }, () => send(port, "/api/orders/1", h))));
+    assert.deepEqual([...new Set(replies.map((r) => r.status))], [200]);
+    assert.equal(w.checks(), checks, "every worker of both processes serves from the shared cache");
+
+    const t0 = Date.now();
+    await w.authz.revocations.revoke("sub", "multi", 60_000);
+    const firstDeny = [-1, -1];
+    while (Date.now() - t0 < 3000 && firstDeny.includes(-1)) {
+      for (let i = 0; i < 2; i++) {
+        if (firstDeny[i] === -1 && (await send(ports[i]!, "/api/orders/1", h)).status === 401) firstDeny[i] = Date.now() - t0;
+      }
+      await delay(5);
+    }
+    assert.ok(firstDeny.every((ms) => ms >= 0 && ms <= 1000), `denied after ${firstDeny.join(" / ")} ms (bound 1000 ms)`);
+    await delay(Math.max(0, 1000 - (Date.now() - t0)));
+    const after = await Promise.all(ports.flatMap((port) => Array.from({ length: 40 }, () => send(port, "/api/orders/1", h))));
+    assert.deepEqual([...new Set(after.map((r) => r.status))], [401]);
+    console.log(`      revocation took effect after ${firstDeny.join(" ms / ")} ms in the two processes`);
+    assert.deepEqual([...w.envoys[0]!.errorLines(), ...w.envoys[1]!.errorLines()].filter((l) => !/directive rejected/.test(l)), []);
+  });
+});
+
+describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function () {
+  this.timeout(180_000);
+  let w: CacheWorld;
+  let port: number;
+  const SLOTS = 64;
+
+  before(async function () {
+    requireEnvoy(this);
+    w = await startCacheWorld({ concurrency: 2, filter: { slots: SLOTS } });
+    port = w.envoys[0]!.listenerPort("cached");
+    await warm(w, port, { authorization: `Bearer ${await w.issuer.sign({ sub: "warm", roles: ["reader"] })}` });
+  });
+  after(async () => w?.stop());
+
+  it("rejects directives an upstream forges (no secret, or another stream's nonce) and never forwards them", async function () {
+    const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "victim", roles: [] })}` };
+    // Denied by authz-server (no role) → never reaches the upstream. An allowed request's upstream forges:
+    const reader = { authorization: `Bearer ${await w.issuer.sign({ sub: "reader", roles: ["reader"] })}` };
+    const epoch = "forged";
+    const body = (nonce: string) => JSON.stringify({ v: 1, n: nonce, e: epoch, x: Date.now() + 60_000, t: 60_000, k: [], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "root"]], r: [], rh: [] });
+    const noSecret = `${"0".repeat(64)}.${body("0".repeat(32))}`;
+    const sameSecretOtherNonce = `${createHmac("sha256", CACHE_SECRET).update(body("f".repeat(32))).digest("hex")}.${body("f".repeat(32))}`;
+    const rejected0 = await stat(w, 0, "rejected");
+    // On a cacheable allow ext_authz's own directive overwrites the upstream's header (OVERWRITE_IF_EXISTS_OR_ADD);
+    // on an uncacheable one (the `now` rule) the forged header is all the filter sees.
+    for (const forged of [noSecret, sameSecretOtherNonce]) {
+      const r = await send(port, "/api/clock/forge", { ...reader, "x-test-forge": forged });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers["x-meshward-cache"], undefined, "a directive never reaches the client");
+    }
+    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2);
+    const overwritten = await send(port, "/api/orders/5", { ...reader, "x-test-forge": noSecret });
+    assert.equal(overwritten.status, 200);
+    assert.equal(overwritten.headers["x-meshward-cache"], undefined);
+    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2, "ext_authz's directive replaced the forged one");
+    const denied = await send(port, "/api/orders/5", h);
+    assert.equal(denied.status, 403, "nothing was learned from the forged directives");
+  });
+
+  it(`keeps ${SLOTS} slots whatever the number of distinct keys, counts evictions, and still hits`, async function () {
+    const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "flood", roles: ["reader"] })}` };
+    const rss0 = w.envoys[0]!.rssBytes() ?? 0;
+    const stores0 = await stat(w, 0, "stores");
+    let sent = 0;
+    const deadline = Date.now() + 10_000;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (sent < 20_000 && Date.now() < deadline) {
+          const i = sent++;
+          const r = await send(port, `/api/orders/flood-${i}`, h);
+          assert.equal(r.status, 200);
+        }
+      }),
+    );
+    const stores = (await stat(w, 0, "stores")) - stores0;
+    const entries = await stat(w, 0, "entries");
+    const evictions = await stat(w, 0, "evictions");
+    const rss1 = w.envoys[0]!.rssBytes() ?? 0;
+    console.log(`      ${sent} distinct keys: ${stores} stores, ${entries} slots filled, ${evictions} evictions, RSS ${(rss0 / 2 ** 20).toFixed(1)} → ${(rss1 / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(sent >= 2000, `at least 2000 distinct keys in the time bound (${sent})`);
+    assert.ok(entries <= SLOTS, `${entries} slots filled`);
+    assert.ok(evictions > 0);
+    assert.ok(rss1 - rss0 < 64 * 2 ** 20, "RSS grew by less than 64 MiB");
+    // The hit path still works: a key stored last is served from its slot.
+    await send(port, "/api/orders/fresh", h);
+    const checks = w.checks();
+    assert.equal((await send(port, "/api/orders/fresh", h)).status, 200);
+    assert.equal(w.checks(), checks);
+  });
+});
