@@ -7,8 +7,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Clock } from "./clock.js";
 import { Credentials, type CredentialPlugin, type CredentialVerifier, type IdentityCheck, type KeySourceFactory } from "./credentials/index.js";
-import { createJwtVerifier } from "./credentials/jwt.js";
-import type { KeySource } from "./credentials/key-source.js";
+import { jwtPlugin } from "./credentials/jwt.js";
 import { PolicyInvalid } from "./errors.js";
 import type { CompiledPolicy } from "./policy/compiled.js";
 import { loadPolicyFile } from "./policy/load-policy.js";
@@ -24,46 +23,23 @@ export interface RuntimeDeps {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly createKeySource: KeySourceFactory;
-  /** Credential kinds beyond JWT (introspection, API keys, revocation…), consulted after JWT in this order. */
+  /** Credential kinds in precedence order (wiring.ts's credentialPlugins); default: JWT alone. */
   readonly credentialPlugins?: readonly CredentialPlugin[];
   readonly onTokenCache?: (hit: boolean) => void;
   readonly tokenCacheSize?: number;
 }
 
-/** Builds the credential verifiers for a compiled policy; throws PolicyInvalid for unusable provider settings. */
+/** Builds the credential verifiers for a compiled policy, plugin by plugin in list order; throws PolicyInvalid for unusable provider settings. */
 export function buildRuntime(policy: CompiledPolicy, deps: RuntimeDeps): Runtime {
   const verifiers: CredentialVerifier[] = [];
   const checks: IdentityCheck[] = [];
-  const jwt = policy.providers.jwt ?? [];
-  const keySources = new Map<string, KeySource>();
   try {
-    jwt.forEach((p, i) => {
-      if (!p.jwks) return;
-      try {
-        keySources.set(p.name, deps.createKeySource(p, deps));
-      } catch (err) {
-        throw new PolicyInvalid(policy.file, `spec.providers.jwt[${i}].jwks`, (err as Error).message);
-      }
-    });
-    if (jwt.length) {
-      verifiers.push(
-        createJwtVerifier({
-          providers: jwt,
-          keySources,
-          clock: deps.clock,
-          file: policy.file,
-          ...(deps.onTokenCache ? { onCache: deps.onTokenCache } : {}),
-          ...(deps.tokenCacheSize !== undefined ? { cacheSize: deps.tokenCacheSize } : {}),
-        }),
-      );
-    }
-    for (const plugin of deps.credentialPlugins ?? []) {
+    for (const plugin of deps.credentialPlugins ?? [jwtPlugin()]) {
       const built = plugin.build({ policy, ...deps });
       verifiers.push(...(built.verifiers ?? []));
       checks.push(...(built.checks ?? []));
     }
   } catch (err) {
-    for (const s of keySources.values()) s.close();
     for (const v of verifiers) v.close();
     throw err;
   }
@@ -95,9 +71,9 @@ export class PolicyHolder {
     return this.runtime;
   }
 
-  /** Initial load: throws PolicyInvalid (the caller exits non-zero). */
-  load(): Runtime {
-    const runtime = buildRuntime(loadPolicyFile(this.opts.file), this.opts);
+  /** Initial load (of `policy` when the caller compiled the file already): throws PolicyInvalid (the caller exits non-zero). */
+  load(policy: CompiledPolicy = loadPolicyFile(this.opts.file)): Runtime {
+    const runtime = buildRuntime(policy, this.opts);
     this.swap(runtime);
     return runtime;
   }

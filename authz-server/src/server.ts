@@ -14,6 +14,7 @@ import { attributesFromCheckRequest, type CheckRequestObject } from "./attribute
 import type { Attributes } from "./model.js";
 import { logDecision } from "./observability/decision-log.js";
 import { authzMetrics } from "./observability/metrics.js";
+import { incomingTraceId, type CheckTracer } from "./observability/tracing.js";
 import { runPipeline } from "./pipeline.js";
 import { CACHE_EPOCH_PATH, type CacheEpoch } from "./response/cache-epoch.js";
 import type { PolicyHolder, Runtime } from "./policy-holder.js";
@@ -34,6 +35,10 @@ export interface AuthzServerDeps {
   readonly grpcAddress?: string;
   /** host:port; default 0.0.0.0:8181. */
   readonly httpAddress?: string;
+  /** The /metrics text; default: this registry's (a --workers group passes the aggregated scrape). */
+  readonly scrape?: () => Promise<string>;
+  /** Records one span per Check (observability/tracing.ts); absent = tracing off. */
+  readonly tracer?: CheckTracer;
 }
 
 export interface AuthzServer {
@@ -45,7 +50,7 @@ export interface AuthzServer {
 }
 
 export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
-  const { holder, logger, registry, clock, quota } = deps;
+  const { holder, logger, registry, clock, quota, tracer } = deps;
   const metrics = authzMetrics(registry);
   const pipelineDeps = { clock, newId: deps.newId ?? createIdGenerator(), ...(deps.cacheEpoch ? { cacheEpoch: deps.cacheEpoch } : {}) };
   let draining = false;
@@ -74,17 +79,25 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     }
     inflight++;
     const started = process.hrtime.bigint();
+    const startMs = tracer ? performance.timeOrigin + performance.now() : 0;
     runPipeline(call.request, runtime, pipelineDeps).then(
       ({ attrs, decision, response }) => {
         inflight--;
         const us = Number(process.hrtime.bigint() - started) / 1000;
-        // Answer first: metrics and the decision log are not on the caller's critical path.
+        // Answer first: metrics, the span and the decision log are not on the caller's critical path.
         callback(null, response);
         const result = decision.allowed ? "allow" : decision.unavailable ? "unavailable" : "deny";
         counted(result, decision.reason).inc();
         timed(result).observe(us / 1e6);
         for (const d of decision.dryRun) metrics.dryRunDisagreements.inc({ rule: d.rule, would: d.wouldDeny ? "deny" : "allow" });
-        logDecision(logger, decision, attrs, us, runtime.policy.version);
+        const traceparent = call.metadata.get("traceparent")[0] as string | undefined;
+        let ids;
+        if (tracer) ids = tracer.record({ startMs, metadata: traceMetadata(call.metadata, traceparent), attrs, decision, policyVersion: runtime.policy.version });
+        else {
+          const traceId = incomingTraceId(traceparent, attrs);
+          if (traceId) ids = { traceId };
+        }
+        logDecision(logger, decision, attrs, us, runtime.policy.version, ids);
       },
       (err: unknown) => {
         inflight--;
@@ -96,7 +109,8 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
         logger.error({ code: "ERR_INTERNAL", decisionId: decision.id, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, "decision pipeline failed");
         counted("error", decision.reason).inc();
         timed("error").observe(us / 1e6);
-        logDecision(logger, decision, bestEffortAttributes(call.request), us, runtime.policy.version);
+        const ids = tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });
+        logDecision(logger, decision, bestEffortAttributes(call.request), us, runtime.policy.version, ids);
       },
     );
   };
@@ -117,16 +131,37 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     return h;
   };
 
-  const servingStatus = () => (holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  // grpc.health.v1: "" is the whole server; each service it serves answers for itself, others are unknown.
+  const services = new Set(["", "envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", ...(quota ? ["envoy.service.ratelimit.v3.RateLimitService"] : [])]);
+  const servingStatus = (service: string) => (!services.has(service) ? "SERVICE_UNKNOWN" : holder.current && !draining ? "SERVING" : "NOT_SERVING");
+  const lastSent = new Map<grpc.ServerWritableStream<object, object>, string>();
+  /** Pushes the status to every Watch stream whose status changed (policy loaded, drain started). */
+  const notifyWatchers = () => {
+    for (const call of watchers) {
+      const service = (call.request as { service?: string }).service ?? "";
+      const status = servingStatus(service);
+      if (lastSent.get(call) === status) continue;
+      lastSent.set(call, status);
+      call.write({ status });
+    }
+  };
   const health = {
-    Check: (_call: unknown, callback: grpc.sendUnaryData<object>) => callback(null, { status: servingStatus() }),
+    Check: (call: grpc.ServerUnaryCall<{ service?: string }, object>, callback: grpc.sendUnaryData<object>) => {
+      const service = call.request.service ?? "";
+      if (!services.has(service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service.slice(0, 200)}'` });
+      else callback(null, { status: servingStatus(service) });
+    },
     Watch: (call: grpc.ServerWritableStream<object, object>) => {
-      // Sends the current status; the stream stays open until the client cancels or the server stops.
-      call.write({ status: servingStatus() });
+      // Sends the current status, then every change, until the client cancels or the server has drained.
       watchers.add(call);
-      call.on("cancelled", () => watchers.delete(call));
+      notifyWatchers();
+      call.on("cancelled", () => {
+        watchers.delete(call);
+        lastSent.delete(call);
+      });
     },
   };
+  holder.onChange(() => notifyWatchers());
 
   async function readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
     const checks: Record<string, string> = {};
@@ -158,7 +193,7 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       return send(res, r.ready ? 200 : 503, r);
     }
     if (path === "/metrics") {
-      const text = await registry.metrics();
+      const text = await (deps.scrape ?? (() => registry.metrics()))();
       res.writeHead(200, { "content-type": registry.contentType });
       res.end(text);
       return;
@@ -200,10 +235,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
     },
     async stop(graceMs = 10_000) {
       draining = true;
-      for (const w of watchers) w.end();
-      watchers.clear();
+      notifyWatchers();
       const deadline = Date.now() + graceMs;
       while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const w of watchers) w.end();
+      watchers.clear();
+      lastSent.clear();
       await Promise.all([
         new Promise<void>((resolve) => {
           if (!grpcServer) return resolve();
@@ -224,6 +261,12 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       httpServer = undefined;
     },
   };
+}
+
+function traceMetadata(md: grpc.Metadata, traceparent: string | undefined): { traceparent?: string; tracestate?: string } {
+  if (traceparent === undefined) return {};
+  const tracestate = md.get("tracestate")[0];
+  return typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent };
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -175,10 +175,10 @@ describe("authz-server Check over gRPC (component)", function () {
 
     it("serves a repeated token from the verified-token cache and still enforces its expiry", async () => {
       const token = signJwt(rsa, claims({ sub: "cached", exp: NOW_S + 5 }));
-      const hits = await h.metric("meshward_authz_token_cache_total", { result: "hit" });
+      const hits = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });
       assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
       assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
-      assert.equal(await h.metric("meshward_authz_token_cache_total", { result: "hit" }), hits + 1);
+      assert.equal(await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" }), hits + 1);
       clock.set((NOW_S + 6) * 1000);
       try {
         const late = await get("/api/orders/1", bearer(token));

@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { get as httpGet } from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { parseArgs } from "../../authz-server/src/cli/args.js";
+import { FLAGS, parseArgs, parseCommand, USAGE } from "../../authz-server/src/cli/args.js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
@@ -70,6 +71,31 @@ function healthCheck(target: string): Promise<string> {
   );
 }
 
+/** GET /metrics on a new connection (so the primary may hand it to either worker). */
+function scrape(http: string): Promise<string> {
+  const [host, port] = http.split(":");
+  return new Promise((resolve, reject) => {
+    const r = httpGet({ host, port: Number(port), path: "/metrics", agent: false }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
+    });
+    r.on("error", reject);
+  });
+}
+
+function anonymousCheck(target: string): Promise<void> {
+  const { Authorization } = grpcClients();
+  const client = new (Authorization as any)(target, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    client.Check({ attributes: { request: { http: { method: "GET", path: "/healthz", host: "api.example.com", headers: {} } } } }, { deadline: Date.now() + 10_000 }, (err: Error | null) => {
+      client.close();
+      if (err) reject(err);
+      else resolve();
+    }),
+  );
+}
+
 describe("authz-server command line", function () {
   this.timeout(60_000);
   let dir: string;
@@ -114,6 +140,17 @@ spec:
     assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
   });
 
+  it("prints usage to stdout and exits 0 for --help; prints the version for --version", async () => {
+    const help = await finish(run(["--help"]));
+    assert.equal(help.code, 0, help.stderr);
+    assert.equal(help.stderr, "");
+    assert.match(help.stdout, /^usage: authz-server --policy PATH/);
+    assert.match(help.stdout, /--grpc-addr HOST:PORT .*env MESHWARD_GRPC_ADDR/);
+    const version = await finish(run(["--version"]));
+    assert.equal(version.code, 0, version.stderr);
+    assert.match(version.stdout, /^authz-server [0-9]+\.[0-9]+\.[0-9]+\n$/);
+  });
+
   it("exits 2 naming an unknown flag", async () => {
     const unknown = await finish(run(["--policy", "examples/policy.yaml", "--grpc-port", "1"]));
     assert.equal(unknown.code, 2);
@@ -121,7 +158,8 @@ spec:
   });
 
   it("starts on the example policy, prints its addresses, serves health and exits 0 on SIGTERM", async () => {
-    const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "info"]);
+    // The listeners come from the environment: MESHWARD_GRPC_ADDR / MESHWARD_HTTP_ADDR are honoured.
+    const child = run(["--policy", "examples/policy.yaml", "--log-level", "info"], { MESHWARD_GRPC_ADDR: "127.0.0.1:0", MESHWARD_HTTP_ADDR: "127.0.0.1:0" });
     const done = finish(child, 45_000);
     const line = await waitForLine(child, (l) => typeof l.grpc === "string" && /listening/.test(l.msg), 40_000);
     assert.match(line.msg, /^authz-server listening: gRPC 127\.0\.0\.1:[1-9][0-9]* .*HTTP 127\.0\.0\.1:[1-9][0-9]*/);
@@ -133,11 +171,31 @@ spec:
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it("with --workers 2 forks workers that share the ports", async () => {
+  it("with --workers 2 forks workers that share the ports, and one scrape sees the whole group", async () => {
     const child = run(["--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--workers", "2"]);
     const done = finish(child, 55_000);
-    const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
-    assert.equal(await healthCheck(line.grpc), "SERVING");
+    try {
+      const line = await waitForLine(child, (l) => l.workers === 2, 50_000);
+      assert.equal(await healthCheck(line.grpc), "SERVING");
+      // The primary announces the group once every worker listens; it hands new connections out round robin,
+      // so these Checks split over both workers and a scrape of one worker alone would count half of them.
+      const checks = 8;
+      for (let i = 0; i < checks; i++) await anonymousCheck(line.grpc);
+      for (let i = 0; i < 4; i++) {
+        const text = await scrape(line.http);
+        const total = [...text.matchAll(/^meshward_authz_decisions_total\{[^}]*\} ([0-9.]+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+        assert.equal(total, checks, `every scrape counts the decisions of both workers:\n${text}`);
+        assert.match(text, /^meshward_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+"\} 1$/m);
+        assert.match(text, /^meshward_authz_policy_info\{version="[^"]+"\} 1$/m, "one policy, not one per worker");
+        assert.match(text, /^nodejs_heap_size_used_bytes /m);
+        assert.match(text, /^process_cpu_seconds_total /m);
+        assert.doesNotMatch(text, /meshward_authz_(process|nodejs)_/);
+        assert.doesNotMatch(text, /meshward_authz_token_cache_total/);
+      }
+    } catch (err) {
+      child.kill("SIGKILL"); // never leave the group running when an assertion fails
+      throw err;
+    }
     child.kill("SIGTERM");
     const r = await done;
     assert.equal(r.code, 0, r.stderr);
@@ -170,10 +228,49 @@ describe("authz-server flags", () => {
     [["--policy", "p", "--grpc-addr", "9191"], "flag '--grpc-addr': invalid address '9191' (expected HOST:PORT)"],
     [["--policy", "p", "--http-addr", "h:70000"], "flag '--http-addr': invalid address 'h:70000' (expected HOST:PORT)"],
     [["--policy", "p", "--log-level", "loud"], "flag '--log-level': unknown level 'loud'"],
-    [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis:// or rediss:// URL"],
-    [["--policy", "p", "--redis", "http://user:s3cret@r:6379"], "flag '--redis': 'http://***@r:6379' is not a redis:// or rediss:// URL"],
+    [["--policy", "p", "--redis", "localhost:6379"], "flag '--redis': 'localhost:6379' is not a redis://, rediss:// or redis+cluster:// URL"],
+    [["--policy", "p", "--redis", "http://user:s3cret@r:6379"], "flag '--redis': 'http://***@r:6379' is not a redis://, rediss:// or redis+cluster:// URL"],
+    [["--policy", "p", "--otlp-endpoint", "collector:4318"], "flag '--otlp-endpoint': 'collector:4318' is not an http:// or https:// URL"],
+    [["--policy", "p", "--help=yes"], "flag '--help' takes no value"],
+    [["--policy", "p", "-h"], "unknown flag '-h'"],
     [["policy.yaml"], "unknown flag 'policy.yaml'"],
   ];
+  it("honours every flag's environment variable, and a flag wins over its variable", () => {
+    const env = {
+      MESHWARD_POLICY: "env.yaml",
+      MESHWARD_GRPC_ADDR: "127.0.0.1:0",
+      MESHWARD_HTTP_ADDR: "127.0.0.1:0",
+      MESHWARD_REDIS: "redis+cluster://a:7000,b:7001",
+      MESHWARD_WORKERS: "3",
+      MESHWARD_LOG_LEVEL: "warn",
+      MESHWARD_ADMIN_ADDR: "127.0.0.1:0",
+      MESHWARD_ADMIN_TOKEN_FILE: "/run/secret",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318",
+    };
+    assert.deepEqual(parseArgs([], env), {
+      policy: "env.yaml",
+      grpcAddr: "127.0.0.1:0",
+      httpAddr: "127.0.0.1:0",
+      redis: "redis+cluster://a:7000,b:7001",
+      workers: 3,
+      logLevel: "warn",
+      adminAddr: "127.0.0.1:0",
+      adminTokenFile: "/run/secret",
+      otlpEndpoint: "http://127.0.0.1:4318",
+    });
+    // Every flag that takes a value is covered above: a new flag without an env test fails here.
+    const valued = FLAGS.filter((f) => f.value).map((f) => f.env);
+    assert.deepEqual(valued.filter((e) => !(e! in env)), []);
+    assert.equal(parseArgs(["--grpc-addr", "127.0.0.1:1"], env).grpcAddr, "127.0.0.1:1");
+    assert.throws(() => parseArgs([], { ...env, MESHWARD_WORKERS: "many" }), { name: "UsageError", message: "MESHWARD_WORKERS: 'many' is not a whole number from 1 to 999" });
+  });
+
+  it("answers --help and --version instead of serving, whatever else is given", () => {
+    assert.deepEqual(parseCommand(["--help"], {}), { kind: "help" });
+    assert.deepEqual(parseCommand(["--policy", "p", "--version"], {}), { kind: "version" });
+    for (const f of FLAGS) assert.ok(USAGE.includes(`--${f.name}`), `usage lists --${f.name}`);
+  });
+
   for (const [argv, message] of bad) {
     it(`rejects ${JSON.stringify(argv)}: ${message}`, () => assert.throws(() => parseArgs(argv, {}), { name: "UsageError", message }));
   }

@@ -71,6 +71,20 @@ describe("container images (textual checks)", function () {
     assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ["src", "dist"]);
   });
 
+  it("authz-server: both stages on one NODE_IMAGE argument defaulting to the current Node LTS, which package.json engines admits", function () {
+    const all = instructions("envoy/k8s/Dockerfile.authz-server");
+    const arg = all.find((i) => i.op === "ARG" && i.args.startsWith("NODE_IMAGE="));
+    assert.ok(arg, "ARG NODE_IMAGE=…");
+    const m = /^NODE_IMAGE=node:(\d+)-bookworm-slim(@sha256:[0-9a-f]{64})?$/.exec(arg.args);
+    assert.ok(m, `NODE_IMAGE is node:<major>-bookworm-slim, optionally @sha256:<digest>: ${arg.args}`);
+    assert.equal(m[1], "26", "Node 26 is the Active LTS line (since October 2026)");
+    assert.deepEqual(all.filter((i) => i.op === "FROM").map((i) => i.args.split(/\s+/)[0]), ["${NODE_IMAGE}", "${NODE_IMAGE}"]);
+    const engines = (JSON.parse(read("package.json")) as { engines: { node: string } }).engines.node;
+    const floor = /^>=(\d+)\./.exec(engines);
+    assert.ok(floor && Number(m[1]) >= Number(floor[1]), `engines ${engines} admits Node ${m[1]}`);
+    assert.match(read("envoy/k8s/Dockerfile.authz-server"), /docker buildx imagetools inspect node:26-bookworm-slim/, "the digest step is written down");
+  });
+
   it("wasm images: FROM scratch with one plugin.wasm built by an asconfig target, for each filter a WasmPlugin pulls", function () {
     const all = instructions("envoy/k8s/Dockerfile.wasm");
     assert.deepEqual(all.filter((i) => i.op === "FROM").map((i) => i.args), ["scratch"]);

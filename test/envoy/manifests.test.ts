@@ -30,7 +30,7 @@ function manifestFiles(dir: string): string[] {
   return out;
 }
 
-const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization"]);
+const BUILT_IN_KINDS = new Set(["Namespace", "IstioOperator", "Kustomization", "Component"]);
 
 describe("Kubernetes and Istio manifests", function () {
   describe("shipped manifests", function () {
@@ -72,6 +72,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["a Service port that is not an integer", "service-bad-port.yaml", "service-bad-port.yaml: spec.ports[0].port: must be integer"],
       ["a WasmPlugin phase Istio does not define", "wasmplugin-bad-phase.yaml", 'wasmplugin-bad-phase.yaml: spec.phase: must be one of "UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"'],
       ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown field"],
+      ["an unknown field in a kustomize Component", "component-unknown-field.yaml", "component-unknown-field.yaml: patchesJSON6902: unknown field"],
     ];
     for (const [spec, file, message] of cases) {
       it(`rejects ${spec}`, function () {
@@ -101,6 +102,7 @@ describe("Kubernetes and Istio manifests", function () {
       ["header-router in a phase before the CUSTOM ext_authz", "header-router-phase", 'wasmplugin.yaml: spec.phase: header-router must run in phase STATS (after the CUSTOM ext_authz), not "AUTHN"'],
       ["a WasmPlugin pluginConfig our filter would reject", "plugin-config", "wasmplugin.yaml: spec.pluginConfig.limits[0].capacity: rate-limit: must be >= 1"],
       ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
+      ["a kustomization component that does not exist", "component-missing", "kustomization.yaml: components[0]: component ../no-such-component does not exist"],
       ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
     ];
     for (const [spec, dir, message] of cases) {

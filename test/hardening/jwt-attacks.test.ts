@@ -267,12 +267,12 @@ describe("hardening: JWT attacks are denied (Istio sample key, real server)", fu
 
     it("expires a cached verified token at exactly exp + skew, not later", async () => {
       const token = jws(header(), claims({ exp: EXP }), rs256(istioPrivate));
-      const hitsBefore = await h.metric("meshward_authz_token_cache_total", { result: "hit" });
+      const hitsBefore = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });
       try {
         clock.set(NOW_S * 1000);
         assert.equal((await send(token)).allowed, true);
         assert.equal((await send(token)).allowed, true);
-        assert.ok((await h.metric("meshward_authz_token_cache_total", { result: "hit" })) > hitsBefore, "second answer came from the cache");
+        assert.ok((await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" })) > hitsBefore, "second answer came from the cache");
         clock.set((EXP + SKEW_S - 1) * 1000);
         assert.equal((await send(token)).allowed, true);
         clock.set((EXP + SKEW_S) * 1000);

@@ -106,8 +106,8 @@ export async function runSoak(opts: { durationMs: number; sampleEveryMs?: number
       let wasmBytes = 0;
       for (const p of chain!.plugins) for (let w = 0; w < 2; w++) wasmBytes += p.plugin.worker(w).vm.memoryBytes;
       const text = (await authz!.http("/metrics")).text;
-      // Default process metrics, under the server's prefix meshward_authz_.
-      const metric = (name: string) => Number(new RegExp(`^meshward_authz_${name} ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? NaN);
+      // Default process metrics, under their usual names (process_*, nodejs_*).
+      const metric = (name: string) => Number(new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text)?.[1] ?? NaN);
       const s: SoakSample = {
         tMs: Date.now() - started,
         requests,

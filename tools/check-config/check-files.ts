@@ -155,7 +155,7 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
           const m: ManifestDoc = { file, base, doc: value as Record<string, unknown> };
           docs.push(m);
           problems.push(...manifests.validate(m.doc, file, base));
-          if (m.doc["kind"] === "Kustomization") problems.push(...checkKustomization(m));
+          if (m.doc["kind"] === "Kustomization" || m.doc["kind"] === "Component") problems.push(...checkKustomization(m));
           if (m.doc["kind"] === "ConfigMap") {
             const data = (m.doc["data"] ?? {}) as Record<string, unknown>;
             const annotations = ((m.doc["metadata"] as Record<string, unknown> | undefined)?.["annotations"] ?? {}) as Record<string, unknown>;

@@ -249,20 +249,22 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     }
     const sha = str(get(wp.doc, "spec", "sha256"));
     if (sha !== undefined && /^0{64}$/.test(sha)) {
-      problem(wp, "spec.sha256", "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: set the pushed image's digest before deploying", "warning");
+      problem(wp, "spec.sha256", "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: after pushing the image, run `npm run pin-wasm-digests` before deploying", "warning");
     }
   }
   return out;
 }
 
-/** Kustomization `resources` must exist next to the kustomization file. */
+/** Kustomization and Component `resources` and `components` must exist next to the kustomization file. */
 export function checkKustomization(m: ManifestDoc): Problem[] {
   const out: Problem[] = [];
-  arr(m.doc["resources"]).forEach((r, i) => {
-    if (typeof r !== "string" || /^[a-z]+:\/\//.test(r)) return;
-    const full = join(dirname(m.file), r);
-    if (!existsSync(full)) out.push({ file: m.file, path: at(m, `resources[${i}]`), code: "ERR_CROSS_RESOURCE_MISSING", message: `resource ${r} does not exist` });
-  });
+  for (const key of ["resources", "components"] as const) {
+    arr(m.doc[key]).forEach((r, i) => {
+      if (typeof r !== "string" || /^[a-z]+:\/\//.test(r)) return;
+      const full = join(dirname(m.file), r);
+      if (!existsSync(full)) out.push({ file: m.file, path: at(m, `${key}[${i}]`), code: "ERR_CROSS_RESOURCE_MISSING", message: `${key === "resources" ? "resource" : "component"} ${r} does not exist` });
+    });
+  }
   return out;
 }
 

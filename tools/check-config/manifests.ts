@@ -88,7 +88,31 @@ const BUILT_IN: Readonly<Record<string, Schema>> = {
     type: "object",
     properties: {
       resources: { type: "array", items: { type: "string", minLength: 1 } },
+      components: { type: "array", items: { type: "string", minLength: 1 } },
       namespace: { type: "string" },
+    },
+  },
+  // Closed: the fields our components use (a kustomize Component; kustomize has no published schema for it).
+  "kustomize.config.k8s.io/v1alpha1/Component": {
+    type: "object",
+    additionalProperties: false,
+    required: ["apiVersion", "kind"],
+    properties: {
+      apiVersion: { const: "kustomize.config.k8s.io/v1alpha1" },
+      kind: { const: "Component" },
+      resources: { type: "array", items: { type: "string", minLength: 1 } },
+      patches: {
+        type: "array",
+        items: {
+          type: "object",
+          additionalProperties: false,
+          required: ["patch"],
+          properties: {
+            patch: { type: "string", minLength: 1 },
+            target: { type: "object", additionalProperties: false, properties: { kind: { type: "string" }, name: { type: "string" } } },
+          },
+        },
+      },
     },
   },
 };

@@ -1,5 +1,5 @@
-// The real authz-server for e2e chains, wired as main.ts wires it (policy holder with JWT and API-key
-// credentials, in-memory quota service) on loopback port 0, plus a JWT issuer with a JWKS file.
+// The real authz-server for e2e chains, wired by the production wiring module (all credential plugins,
+// in-memory stores and quota) on loopback port 0, plus a JWT issuer with a JWKS file.
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,14 +7,10 @@ import { join } from "node:path";
 import { SignJWT, exportJWK } from "jose";
 import { Registry } from "prom-client";
 import { systemClock } from "../../authz-server/src/clock.js";
-import { startCredentialServices } from "../../authz-server/src/credentials/credential-services.js";
-import { jwksKeySourceFactory } from "../../authz-server/src/credentials/jwks.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
 import type { RevocationStore } from "../../authz-server/src/credentials/revocation.js";
-import { PolicyHolder } from "../../authz-server/src/policy-holder.js";
-import { createQuotaService } from "../../authz-server/src/quota/index.js";
-import { CacheEpoch } from "../../authz-server/src/response/cache-epoch.js";
-import { createAuthzServer, type AuthzServer } from "../../authz-server/src/server.js";
+import type { PolicyHolder } from "../../authz-server/src/policy-holder.js";
+import { wireProcess } from "../../authz-server/src/wiring.js";
 
 export const ISSUER = "https://idp.e2e.meshward.test/";
 export const AUDIENCE = "orders-api";
@@ -110,26 +106,16 @@ export async function startAuthz(dir: string, policyText: string, opts: { redisU
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger("info", { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const registry = new Registry();
-  // The production credential plugins (API keys, introspection, revocation, certificate binding), in memory.
-  const credentials = await startCredentialServices({ logger });
-  const holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory, credentialPlugins: credentials.plugins });
-  const runtime = holder.load();
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
-  const cacheEpoch = new CacheEpoch();
-  credentials.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
-  const server: AuthzServer = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
-  const { grpcPort, httpPort } = await server.start();
+  const wired = await wireProcess({ policyFile: file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger, registry, clock: systemClock, ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}) });
+  const { grpcPort, httpPort } = await wired.start();
   return {
     grpcAddress: `127.0.0.1:${grpcPort}`,
     httpAddress: `127.0.0.1:${httpPort}`,
     logs,
-    holder,
-    revocations: credentials.revocations,
+    holder: wired.holder,
+    revocations: wired.stores.revocations,
     async stop() {
-      await server.stop(100);
-      await quota.close();
-      await credentials.close();
-      holder.close();
+      await wired.stop(100);
     },
   };
 }

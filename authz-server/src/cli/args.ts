@@ -1,5 +1,7 @@
-// Command-line flags of authz-server with their environment equivalents (docs/cli.md).
-// Bad input throws UsageError naming the flag and the problem.
+// Command-line flags of authz-server: one table (FLAGS) gives each flag its environment variable,
+// default and help line; node:util.parseArgs tokenizes, and bad input throws UsageError naming the flag.
+import { readFileSync } from "node:fs";
+import { parseArgs as tokenize } from "node:util";
 
 export interface ServerArgs {
   readonly policy: string;
@@ -10,7 +12,12 @@ export interface ServerArgs {
   readonly logLevel: string;
   readonly adminAddr?: string;
   readonly adminTokenFile?: string;
+  /** OTLP/HTTP collector base URL; absent = tracing off. */
+  readonly otlpEndpoint?: string;
 }
+
+/** What the command line asks for: serve, or print help/version and exit 0. */
+export type Command = { readonly kind: "serve"; readonly args: ServerArgs } | { readonly kind: "help" } | { readonly kind: "version" };
 
 export class UsageError extends Error {
   readonly code = "ERR_USAGE";
@@ -20,52 +27,117 @@ export class UsageError extends Error {
   }
 }
 
-export const USAGE = `usage: authz-server --policy PATH [--grpc-addr HOST:PORT] [--http-addr HOST:PORT]
-                    [--redis URL] [--workers N] [--log-level LEVEL]
-  --policy PATH          policy file, YAML or JSON (env MESHWARD_POLICY)
-  --grpc-addr HOST:PORT  ext_authz, health and rate limit gRPC listener (default 0.0.0.0:9191)
-  --http-addr HOST:PORT  /healthz, /readyz, /metrics and quota HTTP listener (default 0.0.0.0:8181)
-  --redis URL            redis://… for quota buckets (env MESHWARD_REDIS; absent = in-memory)
-  --workers N            N processes sharing the ports (default 1)
-  --log-level LEVEL      fatal, error, warn, info, debug, trace or silent (default info)
-  --admin-addr HOST:PORT admin listener for /v1/revocations (env MESHWARD_ADMIN_ADDR; default: disabled)
-  --admin-token-file PATH bearer secret of the admin listener (or env MESHWARD_ADMIN_TOKEN); required with --admin-addr`;
+export interface FlagSpec {
+  /** Long flag name without the leading dashes. */
+  readonly name: string;
+  /** Placeholder of the value in the help text; absent for switches (--help, --version). */
+  readonly value?: string;
+  /** Environment variable read when the flag is absent; an empty variable counts as unset. */
+  readonly env?: string;
+  readonly default?: string;
+  readonly help: string;
+}
+
+/** Every flag authz-server accepts, in help order. docs/operations.md's table is checked against it. */
+export const FLAGS: readonly FlagSpec[] = [
+  { name: "policy", value: "PATH", env: "MESHWARD_POLICY", help: "policy file, YAML or JSON (required)" },
+  { name: "grpc-addr", value: "HOST:PORT", env: "MESHWARD_GRPC_ADDR", default: "0.0.0.0:9191", help: "ext_authz, health and rate limit gRPC listener" },
+  { name: "http-addr", value: "HOST:PORT", env: "MESHWARD_HTTP_ADDR", default: "0.0.0.0:8181", help: "/healthz, /readyz, /metrics and quota HTTP listener" },
+  { name: "redis", value: "URL", env: "MESHWARD_REDIS", help: "redis://, rediss:// or redis+cluster:// for quota, introspection cache and revocations (absent: in memory)" },
+  { name: "workers", value: "N", env: "MESHWARD_WORKERS", default: "1", help: "processes sharing the ports" },
+  { name: "log-level", value: "LEVEL", env: "MESHWARD_LOG_LEVEL", default: "info", help: "fatal, error, warn, info, debug, trace or silent" },
+  { name: "admin-addr", value: "HOST:PORT", env: "MESHWARD_ADMIN_ADDR", help: "admin listener for /v1/revocations (absent: disabled)" },
+  { name: "admin-token-file", value: "PATH", env: "MESHWARD_ADMIN_TOKEN_FILE", help: "bearer secret of the admin listener (or the secret itself in MESHWARD_ADMIN_TOKEN)" },
+  { name: "otlp-endpoint", value: "URL", env: "OTEL_EXPORTER_OTLP_ENDPOINT", help: "OTLP/HTTP collector (e.g. http://otel:4318): export one span per Check (absent: tracing off)" },
+  { name: "help", help: "print this help and exit" },
+  { name: "version", help: "print the version and exit" },
+];
+
+function usageLine(f: FlagSpec): string {
+  const left = `  --${f.name}${f.value ? ` ${f.value}` : ""}`;
+  const extras = [f.env ? `env ${f.env}` : "", f.default ? `default ${f.default}` : ""].filter(Boolean).join("; ");
+  return `${left.padEnd(30)} ${f.help}${extras ? ` (${extras})` : ""}`;
+}
+
+export const USAGE = `usage: authz-server --policy PATH [flags]\n${FLAGS.map(usageLine).join("\n")}`;
+
+/** The package version (package.json sits three levels above both src/cli and dist/cli). */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
-const FLAGS = new Set(["--policy", "--grpc-addr", "--http-addr", "--redis", "--workers", "--log-level", "--admin-addr", "--admin-token-file"]);
+const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
+const OPTIONS = Object.fromEntries(FLAGS.map((f) => [f.name, { type: f.value ? ("string" as const) : ("boolean" as const) }]));
 
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerArgs {
+/** Parses argv and the environment; throws UsageError for anything it cannot use. */
+export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
+  const { tokens } = tokenize({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
   const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf("=");
-    const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    if (!FLAGS.has(name)) throw new UsageError(`unknown flag '${name}'`);
-    let value: string | undefined;
-    if (eq > 0 && arg.startsWith("--")) value = arg.slice(eq + 1);
-    else {
-      value = argv[++i];
-      if (value === undefined || value.startsWith("--")) throw new UsageError(`flag '${name}' needs a value`);
+  const switches = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind === "positional") throw new UsageError(`unknown flag '${t.value}'`);
+    if (t.kind === "option-terminator") throw new UsageError("unknown flag '--'");
+    const spec = BY_NAME.get(t.name);
+    if (!spec || !t.rawName.startsWith("--")) throw new UsageError(`unknown flag '${t.rawName}'`);
+    if (values.has(t.name) || switches.has(t.name)) throw new UsageError(`flag '${t.rawName}' given twice`);
+    if (!spec.value) {
+      if (t.value !== undefined) throw new UsageError(`flag '${t.rawName}' takes no value`);
+      switches.add(t.name);
+      continue;
     }
-    if (values.has(name)) throw new UsageError(`flag '${name}' given twice`);
-    values.set(name, value);
+    if (t.value === undefined || (!t.inlineValue && t.value.startsWith("--"))) throw new UsageError(`flag '${t.rawName}' needs a value`);
+    values.set(t.name, t.value);
   }
-  const policy = values.get("--policy") ?? env.MESHWARD_POLICY;
+  if (switches.has("help")) return { kind: "help" };
+  if (switches.has("version")) return { kind: "version" };
+  // Flag first, then its environment variable (empty = unset), then the default.
+  const get = (name: string): string | undefined => {
+    const spec = BY_NAME.get(name)!;
+    return values.get(name) ?? ((spec.env && env[spec.env]) || undefined) ?? spec.default;
+  };
+  const source = (name: string): string => (values.has(name) ? `flag '--${name}'` : `${BY_NAME.get(name)!.env}`);
+
+  const policy = get("policy");
   if (!policy) throw new UsageError("--policy (or MESHWARD_POLICY) is required");
-  const grpcAddr = values.get("--grpc-addr") ?? "0.0.0.0:9191";
-  const httpAddr = values.get("--http-addr") ?? "0.0.0.0:8181";
-  for (const [flag, addr] of [["--grpc-addr", grpcAddr], ["--http-addr", httpAddr]] as const) {
+  const grpcAddr = get("grpc-addr")!;
+  const httpAddr = get("http-addr")!;
+  for (const [name, addr] of [["grpc-addr", grpcAddr], ["http-addr", httpAddr]] as const) {
     const m = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(addr);
-    if (!m || Number(m[1]) > 65535) throw new UsageError(`flag '${flag}': invalid address '${addr}' (expected HOST:PORT)`);
+    if (!m || Number(m[1]) > 65535) throw new UsageError(`${source(name)}: invalid address '${addr}' (expected HOST:PORT)`);
   }
-  const workersText = values.get("--workers") ?? "1";
-  if (!/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`flag '--workers': '${workersText}' is not a whole number from 1 to 999`);
-  const logLevel = values.get("--log-level") ?? "info";
-  if (!LEVELS.has(logLevel)) throw new UsageError(`flag '--log-level': unknown level '${logLevel}'`);
-  const redis = values.get("--redis") ?? (env.MESHWARD_REDIS || undefined);
+  const workersText = get("workers")!;
+  if (!/^[1-9][0-9]{0,2}$/.test(workersText)) throw new UsageError(`${source("workers")}: '${workersText}' is not a whole number from 1 to 999`);
+  const logLevel = get("log-level")!;
+  if (!LEVELS.has(logLevel)) throw new UsageError(`${source("log-level")}: unknown level '${logLevel}'`);
+  const redis = get("redis");
   // The URL may carry a password: never echo its userinfo.
-  if (redis !== undefined && !/^rediss?:\/\//.test(redis)) throw new UsageError(`flag '--redis': '${redis.replace(/\/\/[^/@]*@/, "//***@")}' is not a redis:// or rediss:// URL`);
-  const adminAddr = values.get("--admin-addr") ?? env.MESHWARD_ADMIN_ADDR;
-  const adminTokenFile = values.get("--admin-token-file");
-  return { policy, grpcAddr, httpAddr, workers: Number(workersText), logLevel, ...(redis ? { redis } : {}), ...(adminAddr ? { adminAddr } : {}), ...(adminTokenFile ? { adminTokenFile } : {}) };
+  if (redis !== undefined && !/^(rediss?|redis\+cluster):\/\//.test(redis)) {
+    throw new UsageError(`${source("redis")}: '${redis.replace(/\/\/[^/@]*@/, "//***@")}' is not a redis://, rediss:// or redis+cluster:// URL`);
+  }
+  const otlpEndpoint = get("otlp-endpoint");
+  if (otlpEndpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(otlpEndpoint)) throw new UsageError(`${source("otlp-endpoint")}: '${otlpEndpoint.replace(/\/\/[^/@]*@/, "//***@")}' is not an http:// or https:// URL`);
+  const adminAddr = get("admin-addr");
+  const adminTokenFile = get("admin-token-file");
+  return {
+    kind: "serve",
+    args: {
+      policy,
+      grpcAddr,
+      httpAddr,
+      workers: Number(workersText),
+      logLevel,
+      ...(redis ? { redis } : {}),
+      ...(adminAddr ? { adminAddr } : {}),
+      ...(adminTokenFile ? { adminTokenFile } : {}),
+      ...(otlpEndpoint ? { otlpEndpoint } : {}),
+    },
+  };
+}
+
+/** The serving arguments; throws UsageError for --help/--version too (callers that serve handle those first). */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ServerArgs {
+  const c = parseCommand(argv, env);
+  if (c.kind !== "serve") throw new UsageError(`--${c.kind} does not start a server`);
+  return c.args;
 }

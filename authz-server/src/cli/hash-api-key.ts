@@ -1,6 +1,7 @@
 // `npm run hash-api-key -- [--id ID] [--roles a,b]`: reads an API key from stdin and prints its
 // SHA-256 (the form the policy stores) and a policy snippet. The key itself is never printed.
 import { pathToFileURL } from "node:url";
+import { parseArgs as tokenize } from "node:util";
 import { hashApiKey } from "../credentials/api-keys.js";
 
 export interface HashApiKeyResult {
@@ -22,19 +23,20 @@ export function hashApiKeyInput(input: string, opts: { readonly id?: string; rea
   return { sha256, snippet };
 }
 
+const USAGE = "usage: hash-api-key [--id ID] [--roles a,b] < keyfile";
+
 export function parseArgs(argv: readonly string[]): { id?: string; roles?: string[] } {
-  const out: { id?: string; roles?: string[] } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith("--")) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--id") out.id = value();
-    else if (a === "--roles") out.roles = value().split(",").map((r) => r.trim()).filter(Boolean);
-    else throw new Error(`unknown argument ${a} (usage: hash-api-key [--id ID] [--roles a,b] < keyfile)`);
+  let values: { id?: string | undefined; roles?: string | undefined };
+  try {
+    ({ values } = tokenize({ args: [...argv], options: { id: { type: "string" }, roles: { type: "string" } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    const arg = (/'([^']+)'/.exec((err as Error).message)?.[1] ?? argv.join(" ")).replace(/ <value>$/, "");
+    if ((err as { code?: string }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new Error(`${arg} needs a value (${USAGE})`);
+    throw new Error(`unknown argument ${arg} (${USAGE})`);
   }
+  const out: { id?: string; roles?: string[] } = {};
+  if (values.id !== undefined) out.id = values.id;
+  if (values.roles !== undefined) out.roles = values.roles.split(",").map((r) => r.trim()).filter(Boolean);
   if (out.id !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.@:-]*$/.test(out.id)) throw new Error(`--id ${JSON.stringify(out.id)}: use letters, digits and _.@:-`);
   return out;
 }

@@ -1,19 +1,16 @@
 // Runs authz-server for parsed arguments: one serving process (runWorker), or a primary that forks
 // N workers sharing the ports (runPrimary). main.ts parses flags first so bad flags fail fast.
-import { CacheEpoch } from "../response/cache-epoch.js";
 import cluster from "node:cluster";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import type { ServerArgs } from "./args.js";
+import { version, type ServerArgs } from "./args.js";
 import { systemClock } from "../clock.js";
 import { AdminConfigInvalid } from "../admin/admin-config.js";
-import { startCredentialServices } from "../credentials/credential-services.js";
-import { jwksKeySourceFactory } from "../credentials/jwks.js";
 import { PolicyInvalid } from "../errors.js";
+import { groupScrape, serveGroupMetrics } from "../observability/cluster-metrics.js";
 import { createLogger } from "../observability/logger.js";
 import { authzMetrics } from "../observability/metrics.js";
-import { PolicyHolder } from "../policy-holder.js";
-import { createQuotaService } from "../quota/index.js";
-import { createAuthzServer } from "../server.js";
+import { createCheckTracer } from "../observability/tracing.js";
+import { wireProcess, type WiredProcess } from "../wiring.js";
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -25,37 +22,38 @@ export function fail(message: string, code: number): never {
 export async function runWorker(args: ServerArgs): Promise<void> {
   const logger = createLogger(args.logLevel);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "meshward_authz_" });
-  const metrics = authzMetrics(registry);
-  const services = await startCredentialServices({ logger, workers: args.workers, ...(args.redis ? { redisUrl: args.redis } : {}), ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}), ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}) }).catch((err: unknown) => {
-    if (err instanceof AdminConfigInvalid) fail(err.message, 2);
-    throw err;
-  });
-  const holder = new PolicyHolder({
-    file: args.policy,
-    clock: systemClock,
-    registry,
-    logger,
-    createKeySource: jwksKeySourceFactory,
-    credentialPlugins: services.plugins,
-    onTokenCache: (hit) => metrics.tokenCache.inc({ result: hit ? "hit" : "miss" }),
-  });
-  let runtime;
+  // Process and runtime metrics under their usual names (process_*, nodejs_*), as every Node exporter has them.
+  collectDefaultMetrics({ register: registry });
+  authzMetrics(registry).buildInfo.set({ version: version() }, 1);
+  const scrape = cluster.isWorker ? groupScrape(registry) : undefined;
+  const tracer = args.otlpEndpoint ? createCheckTracer({ endpoint: args.otlpEndpoint, serviceVersion: version(), ...(process.env.OTEL_SERVICE_NAME ? { serviceName: process.env.OTEL_SERVICE_NAME } : {}) }) : undefined;
+  let wired: WiredProcess;
   try {
-    runtime = holder.load();
+    wired = await wireProcess({
+      policyFile: args.policy,
+      grpcAddr: args.grpcAddr,
+      httpAddr: args.httpAddr,
+      workers: args.workers,
+      ...(args.redis ? { redisUrl: args.redis } : {}),
+      ...(args.adminAddr ? { adminAddr: args.adminAddr } : {}),
+      ...(args.adminTokenFile ? { adminTokenFile: args.adminTokenFile } : {}),
+      logger,
+      registry,
+      clock: systemClock,
+      ...(tracer ? { tracer } : {}),
+      ...(scrape ? { scrape } : {}),
+    });
   } catch (err) {
+    if (err instanceof AdminConfigInvalid) fail(err.message, 2);
     if (err instanceof PolicyInvalid) fail(err.message, 1);
     throw err;
   }
-  const quota = createQuotaService({ limits: runtime.policy.rateLimits, logger, registry, ...(args.redis ? { redisUrl: args.redis } : {}) });
-  const cacheEpoch = new CacheEpoch();
-  services.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
-  const server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, cacheEpoch, grpcAddress: args.grpcAddr, httpAddress: args.httpAddr });
-  const { grpcPort, httpPort } = await server.start();
+  const { holder } = wired;
+  const { grpcPort, httpPort } = await wired.start();
   holder.watch();
   const grpcAt = `${args.grpcAddr.replace(/:[0-9]+$/, "")}:${grpcPort}`;
   const httpAt = `${args.httpAddr.replace(/:[0-9]+$/, "")}:${httpPort}`;
-  logger.info({ grpc: grpcAt, http: httpAt, policy: args.policy, version: runtime.policy.version, pid: process.pid }, `authz-server listening: gRPC ${grpcAt} (ext_authz, health, rate limit), HTTP ${httpAt} (/healthz /readyz /metrics /v1/quota/lease)`);
+  logger.info({ grpc: grpcAt, http: httpAt, policy: args.policy, version: holder.current?.policy.version, pid: process.pid }, `authz-server listening: gRPC ${grpcAt} (ext_authz, health, rate limit), HTTP ${httpAt} (/healthz /readyz /metrics /v1/quota/lease)`);
   logger.flush();
   setInterval(() => logger.flush(), 1000).unref();
   if (cluster.isWorker) process.send?.({ type: "listening", grpc: grpcAt, http: httpAt });
@@ -69,13 +67,10 @@ export async function runWorker(args: ServerArgs): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: readiness off, draining in-flight checks");
-    server
+    void wired
       .stop(SHUTDOWN_GRACE_MS)
-      .then(() => Promise.all([quota.close(), services.close()]))
-      .finally(() => {
-        holder.close();
-        logger.flush(() => process.exit(0));
-      });
+      .catch((err: unknown) => logger.error({ err: String(err) }, "shutdown failed"))
+      .finally(() => logger.flush(() => process.exit(0)));
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
@@ -84,12 +79,15 @@ export async function runWorker(args: ServerArgs): Promise<void> {
 export function runPrimary(args: ServerArgs): void {
   const logger = createLogger(args.logLevel);
   let stopping = false;
+  serveGroupMetrics();
   const fork = () => cluster.fork();
   for (let i = 0; i < args.workers; i++) fork();
   let announced = false;
+  let listening = 0;
   setInterval(() => logger.flush(), 1000).unref();
   cluster.on("message", (_worker, msg: { type?: string; grpc?: string; http?: string }) => {
-    if (msg?.type === "listening" && !announced) {
+    // Announced once the whole group listens (a restarted worker is not announced again).
+    if (msg?.type === "listening" && !announced && ++listening === args.workers) {
       announced = true;
       logger.info({ workers: args.workers, grpc: msg.grpc, http: msg.http }, `authz-server: ${args.workers} workers on gRPC ${msg.grpc}, HTTP ${msg.http}`);
       logger.flush();

@@ -5,8 +5,8 @@
 // throws an AuthzError). `IdentityCheck`s (revocation, certificate-bound tokens) run after every
 // successful verify, including cache hits. Plugins build verifiers and checks from the compiled policy.
 //
-// Precedence when several credentials are present: verifiers are consulted in order — JWT first,
-// then plugins in registration order (introspection, then API keys in main.ts) — and the FIRST one
+// Precedence when several credentials are present: verifiers are consulted in the order of the plugin
+// list (wiring.ts's credentialPlugins: JWT, introspection, API keys), and the FIRST one
 // whose extract() finds a credential alone decides; the others are not consulted, and a credential
 // that fails verification never falls back to another one. The JWT verifier claims only
 // JWT-shaped values (three dot-separated parts), so opaque bearer tokens reach introspection. A
@@ -53,9 +53,12 @@ export interface CredentialBuildContext {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly createKeySource: KeySourceFactory;
+  /** Verified-token cache of the JWT verifier: hit/miss callback (metrics) and bound. */
+  readonly onTokenCache?: (hit: boolean) => void;
+  readonly tokenCacheSize?: number;
 }
 
-/** How other credential kinds join the pipeline: built once per policy load. */
+/** How credential kinds join the pipeline: built once per policy load. */
 export interface CredentialPlugin {
   readonly name: string;
   build(ctx: CredentialBuildContext): { readonly verifiers?: readonly CredentialVerifier[]; readonly checks?: readonly IdentityCheck[] };

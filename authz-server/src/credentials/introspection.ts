@@ -360,7 +360,7 @@ function introspectionMetrics(registry: Registry): IntrospectionMetrics {
       return c;
     },
     requests: new Counter({ name: "meshward_introspection_requests_total", help: "Calls to introspection endpoints by provider and result (active, inactive, circuit_open or a failure code).", labelNames: ["provider", "result"] as const, registers }),
-    breaker: new Gauge({ name: "meshward_introspection_circuit_state", help: "Circuit breaker of the introspection endpoint: 0 closed, 1 half-open, 2 open.", labelNames: ["provider"] as const, registers }),
+    breaker: new Gauge({ name: "meshward_introspection_circuit_state", help: "Circuit breaker of the introspection endpoint: 0 closed, 1 half-open, 2 open.", labelNames: ["provider"] as const, aggregator: "max", registers }),
   };
   metricBundles.set(registry, m);
   return m;

@@ -41,6 +41,7 @@ export function jwksMetrics(registry: Registry): JwksMetrics {
       name: "meshward_jwks_keys",
       help: "Usable verification keys held per provider.",
       labelNames: ["provider"] as const,
+      aggregator: "max",
       registers,
     }),
     unknownKid: new Counter({
@@ -58,6 +59,7 @@ export function jwksMetrics(registry: Registry): JwksMetrics {
     name: "meshward_jwks_keys_age_seconds",
     help: "Seconds since the provider's keys were last fetched successfully.",
     labelNames: ["provider"] as const,
+    aggregator: "max",
     registers,
     collect() {
       for (const s of tracked) {

@@ -14,7 +14,7 @@ import type { CredentialSourceSpec, JwtProviderSpec } from "../policy/document.j
 import { durationMs } from "../policy/duration.js";
 import { looksLikeCompactJws, parseCompactJws } from "./compact-jws.js";
 import { DEFAULT_SOURCES, extractFrom } from "./extract.js";
-import type { CredentialCandidate, CredentialVerifier } from "./index.js";
+import type { CredentialCandidate, CredentialPlugin, CredentialVerifier } from "./index.js";
 import { KeySourceError, type KeySource, type VerificationKey } from "./key-source.js";
 import { TokenCache } from "./token-cache.js";
 
@@ -41,6 +41,40 @@ export interface JwtVerifierOptions {
   readonly cacheSize?: number;
   readonly onCache?: (hit: boolean) => void;
   readonly env?: NodeJS.ProcessEnv;
+}
+
+/** JWT providers (`spec.providers.jwt`) as a credential plugin: one verifier for all of them, key sources built per provider. */
+export function jwtPlugin(): CredentialPlugin {
+  return {
+    name: "jwt",
+    build(ctx) {
+      const jwt = ctx.policy.providers.jwt ?? [];
+      if (!jwt.length) return {};
+      const keySources = new Map<string, KeySource>();
+      try {
+        jwt.forEach((p, i) => {
+          if (!p.jwks) return;
+          try {
+            keySources.set(p.name, ctx.createKeySource(p, ctx));
+          } catch (err) {
+            throw new PolicyInvalid(ctx.policy.file, `spec.providers.jwt[${i}].jwks`, (err as Error).message);
+          }
+        });
+        const verifier = createJwtVerifier({
+          providers: jwt,
+          keySources,
+          clock: ctx.clock,
+          file: ctx.policy.file,
+          ...(ctx.onTokenCache ? { onCache: ctx.onTokenCache } : {}),
+          ...(ctx.tokenCacheSize !== undefined ? { cacheSize: ctx.tokenCacheSize } : {}),
+        });
+        return { verifiers: [verifier] };
+      } catch (err) {
+        for (const s of keySources.values()) s.close();
+        throw err;
+      }
+    },
+  };
 }
 
 export function createJwtVerifier(opts: JwtVerifierOptions): CredentialVerifier {

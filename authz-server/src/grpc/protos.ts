@@ -1,5 +1,7 @@
-// Loads the gRPC service definitions the server exposes: ext_authz v3 and rate limit v3 from the
-// Envoy API protos shipped in @grpc/grpc-js-xds (never copied), and grpc.health.v1 declared in code.
+// Loads the gRPC service definitions the server exposes: ext_authz v3 and rate limit v3 from the JSON
+// descriptor the build generates (authz-server/build-protos.mjs) — or, running from source, from the
+// Envoy API protos in the @grpc/grpc-js-xds devDependency — and grpc.health.v1 declared in code.
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fromJSON, loadSync, type Options, type PackageDefinition } from "@grpc/proto-loader";
@@ -16,7 +18,13 @@ export const PROTO_OPTIONS: Options = {
   oneofs: true,
 };
 
-/** Include folders for Envoy's API protos as @grpc/grpc-js-xds ships them (the one place that knows where). */
+/** The Envoy protos the server needs; the build compiles exactly these into DESCRIPTOR_URL. */
+export const ENVOY_PROTO_FILES = ["envoy/service/auth/v3/external_auth.proto", "envoy/service/ratelimit/v3/rls.proto"] as const;
+
+/** Generated at build time next to the compiled module (dist/grpc/envoy-protos.json); absent in src/. */
+export const DESCRIPTOR_URL = new URL("./envoy-protos.json", import.meta.url);
+
+/** Include folders for Envoy's API protos as @grpc/grpc-js-xds (a devDependency) ships them (the one place that knows where). */
 export function envoyProtoDirs(): string[] {
   const root = join(dirname(require.resolve("@grpc/grpc-js-xds/package.json")), "deps");
   return ["envoy-api", "googleapis", "protoc-gen-validate", "xds"].map((d) => join(root, d));
@@ -24,12 +32,11 @@ export function envoyProtoDirs(): string[] {
 
 let envoy: PackageDefinition | undefined;
 
-/** ext_authz v3 and rate limit v3 message and service definitions (loaded once, ~130 ms). */
+/** ext_authz v3 and rate limit v3 message and service definitions (loaded once). */
 export function envoyPackageDefinition(): PackageDefinition {
-  envoy ??= loadSync(["envoy/service/auth/v3/external_auth.proto", "envoy/service/ratelimit/v3/rls.proto"], {
-    ...PROTO_OPTIONS,
-    includeDirs: envoyProtoDirs(),
-  });
+  envoy ??= existsSync(DESCRIPTOR_URL)
+    ? fromJSON(JSON.parse(readFileSync(DESCRIPTOR_URL, "utf8")) as Parameters<typeof fromJSON>[0], PROTO_OPTIONS)
+    : loadSync([...ENVOY_PROTO_FILES], { ...PROTO_OPTIONS, includeDirs: envoyProtoDirs() });
   return envoy;
 }
 

@@ -1,15 +1,16 @@
-// One JSON log line per decision: id, result, reason, rule, who, what and latency — never headers,
-// query values or credentials.
+// One JSON log line per decision: id, result, reason, rule, who, what, latency and the trace it belongs
+// to (trace_id, span_id) — never headers, query values or credentials.
 //
 // The line is the one pino would write (same keys, order, level/time/bindings prefix), but built
 // directly: at thousands of decisions per second pino's generic per-key serializer loop cost several
 // µs per Check. Loggers with formatters, mixins, hooks, redaction or a nested key take pino's path.
 import { pino, type Logger } from "pino";
 import type { Attributes, Decision } from "../model.js";
+import type { TraceIds } from "./tracing.js";
 
 const INFO = 30;
 const S = pino.symbols;
-const FIELDS = ["decisionId", "allowed", "status", "reason", "rule", "subject", "provider", "peer", "method", "host", "path", "source", "dryRun", "latencyUs", "policy"];
+const FIELDS = ["decisionId", "allowed", "status", "reason", "rule", "subject", "provider", "peer", "method", "host", "path", "source", "dryRun", "latencyUs", "policy", "trace_id", "span_id"];
 
 type LineWriter = (fields: string) => void;
 const writers = new WeakMap<Logger, LineWriter | null>();
@@ -49,7 +50,7 @@ function lineWriter(logger: Logger): LineWriter | null {
 
 const str = (key: string, v: string | undefined): string => (v === undefined ? "" : `,"${key}":${JSON.stringify(v)}`);
 
-export function logDecision(logger: Logger, d: Decision, attrs: Attributes, latencyUs: number, policyVersion: string): void {
+export function logDecision(logger: Logger, d: Decision, attrs: Attributes, latencyUs: number, policyVersion: string, trace?: TraceIds): void {
   if (!logger.isLevelEnabled("info")) return;
   const { user, peer } = d.identity;
   const write = lineWriter(logger);
@@ -57,7 +58,7 @@ export function logDecision(logger: Logger, d: Decision, attrs: Attributes, late
     write(
       `,"decisionId":${JSON.stringify(d.id)},"allowed":${d.allowed},"status":${Number.isFinite(d.httpStatus) ? d.httpStatus : null}${str("reason", d.reason)}${str("rule", d.rule)}` +
         `${str("subject", user?.subject)}${str("provider", user?.provider)}${str("peer", peer?.principal)}${str("method", attrs.method)}${str("host", attrs.host)}${str("path", attrs.path)}` +
-        `${str("source", attrs.source.address)}${d.dryRun.length ? `,"dryRun":${JSON.stringify(d.dryRun)}` : ""},"latencyUs":${Math.round(latencyUs)}${str("policy", policyVersion)}`,
+        `${str("source", attrs.source.address)}${d.dryRun.length ? `,"dryRun":${JSON.stringify(d.dryRun)}` : ""},"latencyUs":${Math.round(latencyUs)}${str("policy", policyVersion)}${str("trace_id", trace?.traceId)}${str("span_id", trace?.spanId)}`,
     );
     return;
   }
@@ -78,6 +79,8 @@ export function logDecision(logger: Logger, d: Decision, attrs: Attributes, late
       dryRun: d.dryRun.length ? d.dryRun : undefined,
       latencyUs: Math.round(latencyUs),
       policy: policyVersion,
+      trace_id: trace?.traceId,
+      span_id: trace?.spanId,
     },
     "decision",
   );

@@ -1,4 +1,5 @@
-// Prometheus metrics of the authz server (all named meshward_authz_*), registered on an injected registry.
+// Prometheus metrics of the authz server (named meshward_authz_*, plus meshward_build_info), registered on an
+// injected registry. Gauges that every worker of a --workers group reports alike aggregate by max, not sum.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 export interface AuthzMetrics {
@@ -8,6 +9,7 @@ export interface AuthzMetrics {
   readonly tokenCache: Counter<"result">;
   readonly policyInfo: Gauge<"version">;
   readonly policyReloads: Counter<"result">;
+  readonly buildInfo: Gauge<"version">;
 }
 
 const bundles = new WeakMap<Registry, AuthzMetrics>();
@@ -37,7 +39,7 @@ export function authzMetrics(registry: Registry): AuthzMetrics {
       registers,
     }),
     tokenCache: new Counter({
-      name: "meshward_authz_token_cache_total",
+      name: "meshward_authz_token_cache_lookups_total",
       help: "Lookups in the verified-token cache by result (hit, miss).",
       labelNames: ["result"] as const,
       registers,
@@ -46,12 +48,20 @@ export function authzMetrics(registry: Registry): AuthzMetrics {
       name: "meshward_authz_policy_info",
       help: "The policy being served: 1 for its version (a content hash of the file).",
       labelNames: ["version"] as const,
+      aggregator: "max",
       registers,
     }),
     policyReloads: new Counter({
       name: "meshward_authz_policy_reloads_total",
       help: "Policy reload attempts by result (ok, rejected).",
       labelNames: ["result"] as const,
+      registers,
+    }),
+    buildInfo: new Gauge({
+      name: "meshward_build_info",
+      help: "The running build: 1 for its version.",
+      labelNames: ["version"] as const,
+      aggregator: "max",
       registers,
     }),
   };

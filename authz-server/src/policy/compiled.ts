@@ -1,9 +1,8 @@
 // The immutable runtime form of a policy, produced once per load by compile-policy.ts and read by
 // the identity and policy stages on every request.
 import type { Attributes, PeerIdentity, UserIdentity } from "../model.js";
-import type { RateLimitSpec } from "../quota/contract.js";
 import type { Condition } from "./cel.js";
-import type { PolicyDocument, ProvidersSpec } from "./document.js";
+import type { PolicyDocument, ProvidersSpec, RateLimitSpec } from "./document.js";
 
 /** Why a requirement is not met; the order of this list is the order of precedence for the denial reason. */
 export type RequirementFailure =

@@ -1,6 +1,5 @@
 // The policy file as written (YAML or JSON), after schema validation: the types of `AuthzPolicy`
 // (docs/policy.md). compile-policy.ts turns this into the immutable runtime form.
-import type { RateLimitSpec } from "../quota/contract.js";
 
 export interface PolicyDocument {
   readonly apiVersion: "meshward.io/v1";
@@ -158,4 +157,12 @@ export interface ResponseSpec {
   readonly subjectHeader?: string;
   /** Upstream header carrying the effective roles, comma-separated. */
   readonly rolesHeader?: string;
+}
+
+/** One `spec.rateLimits` entry: the authority for a global limit (the quota service serves it). */
+export interface RateLimitSpec {
+  readonly domain: string;
+  readonly name: string;
+  readonly capacity: number;
+  readonly refillPerSecond: number;
 }

@@ -2,14 +2,9 @@
 // server mounts the lease HTTP routes and the RateLimitService gRPC implementation it returns.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { RateLimitSpec } from "../policy/document.js";
 
-/** One `spec.rateLimits` entry of the policy: the authority for a global limit. */
-export interface RateLimitSpec {
-  readonly domain: string;
-  readonly name: string;
-  readonly capacity: number;
-  readonly refillPerSecond: number;
-}
+export type { RateLimitSpec } from "../policy/document.js";
 
 export interface QuotaService {
   /** Handles `/v1/quota/*`; resolves false when the path is not a quota route. */

@@ -11,13 +11,16 @@ import { MemoryBucketStore } from "./memory-store.js";
 import { createQuotaMetrics } from "./metrics.js";
 import { createRateLimitService } from "./rate-limit-service.js";
 import { RedisBucketStore } from "./redis-store.js";
+import type { RedisClient } from "../stores/redis-client.js";
 
 export type { QuotaService, RateLimitSpec } from "./contract.js";
 
 export interface QuotaServiceOptions {
   readonly limits: readonly RateLimitSpec[];
-  /** `redis://…`; absent = in-memory buckets (one process only). */
+  /** `redis://…` or `redis+cluster://…`; absent (and no `redis`) = in-memory buckets (one process only). */
   readonly redisUrl?: string;
+  /** A client from stores/redis-client.ts, shared with the rest of the process (takes precedence over `redisUrl`). */
+  readonly redis?: RedisClient;
   readonly logger: Logger;
   readonly registry: Registry;
   /** Clock (ms) for the in-memory store; the Redis store uses Redis TIME so replicas agree. */
@@ -36,14 +39,15 @@ export function createQuotaService(opts: QuotaServiceOptions): QuotaService {
   const logger = opts.logger.child({ component: "quota" });
   let memory: MemoryBucketStore | undefined;
   const metrics = createQuotaMetrics(opts.registry, { memoryBuckets: () => memory?.size ?? 0 });
-  let table: LimitTable = compileLimits(opts.limits);
+  let specs = opts.limits;
+  let table: LimitTable = compileLimits(specs);
   const limits = (): LimitTable => table;
 
   let store: BucketStore;
-  if (opts.redisUrl) {
+  if (opts.redis || opts.redisUrl) {
     metrics.redisUp.set(0);
     store = new RedisBucketStore({
-      url: opts.redisUrl,
+      ...(opts.redis ? { client: opts.redis } : { url: opts.redisUrl! }),
       ...(opts.redisCommandTimeoutMs !== undefined ? { commandTimeoutMs: opts.redisCommandTimeoutMs } : {}),
       onStatus: (up, detail) => {
         metrics.redisUp.set(up ? 1 : 0);
@@ -65,8 +69,11 @@ export function createQuotaService(opts: QuotaServiceOptions): QuotaService {
   return {
     handleHttp: createLeaseHandler({ limits, grants, metrics, leaseTtlMs }),
     rateLimitService: createRateLimitService({ limits, grants, metrics, logger }),
-    setLimits(specs) {
-      table = compileLimits(specs);
+    setLimits(next) {
+      // The same compiled policy's list (the server applies it at start too) is not compiled again.
+      if (next === specs) return;
+      specs = next;
+      table = compileLimits(next);
     },
     async ready() {
       try {

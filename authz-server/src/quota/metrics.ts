@@ -51,7 +51,8 @@ export function createQuotaMetrics(registry: Registry, sources: { memoryBuckets?
     })),
     redisUp: reuse(registry, "meshward_quota_redis_up", () => new Gauge({
       name: "meshward_quota_redis_up",
-      help: "1 while the quota service's Redis connection is ready, else 0 (absent without Redis).",
+      help: "1 while the quota service's Redis connection is ready, else 0 (absent without Redis); the lowest worker's value with --workers.",
+      aggregator: "min",
       registers,
     })),
     memoryBuckets: reuse(registry, "meshward_quota_memory_buckets", () => new Gauge({

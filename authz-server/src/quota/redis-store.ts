@@ -1,6 +1,7 @@
 // Bucket store on Redis (single node or Cluster): one Lua script per take, sent as EVALSHA with an EVAL
 // fallback on NOSCRIPT (ioredis defineCommand), failing fast while Redis is unreachable.
-import { Cluster, Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
+import { createRedisClient } from "../stores/redis-client.js";
 import { NO_REFILL_IDLE_MS, type BucketStore, type TakeRequest, type TakeResult } from "./bucket-store.js";
 import { QuotaStoreUnavailable } from "./errors.js";
 import { TAKE_TOKENS_LUA } from "./take-tokens-script.js";
@@ -8,7 +9,7 @@ import { TAKE_TOKENS_LUA } from "./take-tokens-script.js";
 export interface RedisStoreOptions {
   /** `redis://[user:pass@]host:port[/db]`, or `redis+cluster://[user:pass@]host:port[,host:port…]` for Redis Cluster. */
   readonly url?: string;
-  /** A ready-made client (takes precedence over `url`); it should have `enableOfflineQueue: false`. */
+  /** A ready-made client (takes precedence over `url`; close() leaves it open); it should have `enableOfflineQueue: false`. */
   readonly client?: Redis | Cluster;
   /** Only for tests: pass this clock's time to the script instead of using Redis TIME. */
   readonly clock?: () => number;
@@ -28,15 +29,18 @@ export class RedisBucketStore implements BucketStore {
   private up = false;
   private lastError = "not connected yet";
   private readonly onStatus: ((up: boolean, detail: string) => void) | undefined;
+  /** A client passed in belongs to the caller (shared with other stores): close() leaves it connected. */
+  private readonly ownsClient: boolean;
 
   constructor(opts: RedisStoreOptions) {
     this.clock = opts.clock;
     this.onStatus = opts.onStatus;
+    this.ownsClient = !opts.client;
     if (opts.client) {
       this.client = opts.client;
     } else {
       if (!opts.url) throw new TypeError("RedisBucketStore needs a url or a client");
-      this.client = createRedisClient(opts.url, opts.commandTimeoutMs ?? 300, opts.connectTimeoutMs ?? 1000);
+      this.client = createRedisClient(opts.url, { commandTimeoutMs: opts.commandTimeoutMs ?? 300, connectTimeoutMs: opts.connectTimeoutMs ?? 1000 });
     }
     this.client.defineCommand("meshwardTakeTokens", { numberOfKeys: 1, lua: TAKE_TOKENS_LUA });
     this.client.on("ready", () => this.setUp(true, "ready"));
@@ -73,7 +77,7 @@ export class RedisBucketStore implements BucketStore {
   }
 
   async close(): Promise<void> {
-    this.client.disconnect();
+    if (this.ownsClient) this.client.disconnect();
     this.setUp(false, "closed");
   }
 
@@ -82,40 +86,4 @@ export class RedisBucketStore implements BucketStore {
     this.up = up;
     this.onStatus?.(up, detail);
   }
-}
-
-const CLUSTER_SCHEME = "redis+cluster://";
-const reconnectDelayMs = (times: number): number => Math.min(50 * times, 1000);
-
-/**
- * One ioredis client for a URL, set to fail fast while Redis is unreachable (a 503 now rather than a
- * queue that grows during an outage) and to reconnect at most 1 s apart.
- */
-export function createRedisClient(url: string, commandTimeoutMs: number, connectTimeoutMs: number): Redis | Cluster {
-  const common = { commandTimeout: commandTimeoutMs, connectTimeout: connectTimeoutMs, maxRetriesPerRequest: 0 };
-  if (!url.startsWith(CLUSTER_SCHEME)) {
-    return new Redis(url, { ...common, enableOfflineQueue: false, retryStrategy: reconnectDelayMs, enableAutoPipelining: true });
-  }
-  const rest = url.slice(CLUSTER_SCHEME.length);
-  const at = rest.lastIndexOf("@");
-  const auth = at >= 0 ? rest.slice(0, at) : "";
-  const hosts = (at >= 0 ? rest.slice(at + 1) : rest).replace(/\/.*$/, "");
-  const nodes = hosts.split(",").filter(Boolean).map((hp) => {
-    const m = /^(.*):(\d+)$/.exec(hp);
-    if (!m) throw new TypeError(`redis cluster URL: '${hp}' is not host:port`);
-    return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
-  });
-  if (nodes.length === 0) throw new TypeError("redis cluster URL names no host:port");
-  const colon = auth.indexOf(":");
-  const credentials = auth
-    ? colon >= 0
-      ? { username: decodeURIComponent(auth.slice(0, colon)), password: decodeURIComponent(auth.slice(colon + 1)) }
-      : { username: decodeURIComponent(auth) }
-    : {};
-  return new Cluster(nodes, {
-    enableOfflineQueue: false,
-    enableAutoPipelining: true,
-    clusterRetryStrategy: reconnectDelayMs,
-    redisOptions: { ...common, ...credentials },
-  });
 }

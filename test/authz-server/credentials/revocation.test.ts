@@ -8,7 +8,8 @@ import { Redis } from "ioredis";
 import { resolveAdminConfig } from "../../../authz-server/src/admin/admin-config.js";
 import { createAdminServer, type AdminServer } from "../../../authz-server/src/admin/admin-server.js";
 import { pino } from "pino";
-import { startCredentialServices } from "../../../authz-server/src/credentials/credential-services.js";
+import { Registry } from "prom-client";
+import { openStores, wireProcess } from "../../../authz-server/src/wiring.js";
 import { MemoryRevocationStore, RedisRevocationStore, revocationPlugin } from "../../../authz-server/src/credentials/revocation.js";
 import type { UserIdentity } from "../../../authz-server/src/model.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
@@ -222,26 +223,43 @@ describe("credentials/revocation: shared through a real redis-server", function 
     }
   });
 
-  it("wires main.ts's services: a revocation posted to replica A's admin listener is refused by replica B's check", async () => {
+  it("wires the process: a revocation posted to replica A's admin listener is refused by replica B's check (one Redis client factory)", async () => {
     const logger = pino({ level: "silent" });
     const env = { MESHWARD_ADMIN_TOKEN: ADMIN_TOKEN };
-    const a = await startCredentialServices({ redisUrl: redis.url, adminAddr: "127.0.0.1:0", env, logger });
-    const b = await startCredentialServices({ redisUrl: redis.url, env, logger });
+    const dir = mkdtempSync(join(tmpdir(), "meshward-wiring-"));
+    const policyFile = join(dir, "policy.yaml");
+    writeFileSync(policyFile, "apiVersion: meshward.io/v1\nkind: AuthzPolicy\nspec:\n  rules: []\n");
+    const common = { policyFile, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", redisUrl: redis.url, env, logger, clock: { now: () => Date.now() } };
+    const a = await wireProcess({ ...common, adminAddr: "127.0.0.1:0", registry: new Registry() });
+    const b = await wireProcess({ ...common, registry: new Registry() });
     try {
-      assert.equal(b.admin, undefined, "no admin listener without --admin-addr");
-      const post = await fetch(`http://127.0.0.1:${a.admin!.port}/v1/revocations`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ sub: "mallory", ttlSeconds: 60 }) });
+      const aPorts = await a.start();
+      const bPorts = await b.start();
+      assert.equal(bPorts.adminPort, undefined, "no admin listener without --admin-addr");
+      assert.ok(a.stores.redis && a.stores.introspectionCache, "the Redis client is shared by quota, introspection cache and revocations");
+      const post = await fetch(`http://127.0.0.1:${aPorts.adminPort}/v1/revocations`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ sub: "mallory", ttlSeconds: 60 }) });
       assert.equal(post.status, 201);
-      const check = b.plugins.find((p) => p.name === "revocation")!.build({} as never).checks![0]!;
-      await eventually(() => b.revocations.isRevoked(user("mallory")) !== undefined, "replica b has the entry");
+      const checks = b.holder.current!.credentials.checks;
+      assert.deepEqual(checks.map((c) => c.name), ["revocation", "certificate-bound"], "identity checks in the wiring's one order");
+      const check = checks.find((c) => c.name === "revocation")!;
+      await eventually(() => b.stores.revocations.isRevoked(user("mallory")) !== undefined, "replica b has the entry");
       await assert.rejects(check.check(user("mallory"), { value: "", location: "" }, attributes({})), /revoked/);
     } finally {
-      await a.close();
-      await b.close();
+      await a.stop(100);
+      await b.stop(100);
     }
   });
 
+  it("opens memory stores without --redis", async () => {
+    const stores = await openStores({ logger: pino({ level: "silent" }) });
+    assert.equal(stores.redis, undefined);
+    assert.ok(stores.revocations instanceof MemoryRevocationStore);
+    await stores.close();
+  });
+
   it("refuses an admin listener with several workers and no Redis (a revocation would reach one worker only)", async () => {
-    await assert.rejects(startCredentialServices({ adminAddr: "127.0.0.1:0", workers: 2, env: { MESHWARD_ADMIN_TOKEN: ADMIN_TOKEN }, logger: pino({ level: "silent" }) }), /needs --redis/);
-    await assert.rejects(startCredentialServices({ adminAddr: "127.0.0.1:0", env: {}, logger: pino({ level: "silent" }) }), /refusing to start the admin listener/);
+    const common = { policyFile: "examples/policy.yaml", grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger: pino({ level: "silent" }), registry: new Registry(), clock: { now: () => Date.now() } };
+    await assert.rejects(wireProcess({ ...common, adminAddr: "127.0.0.1:0", workers: 2, env: { MESHWARD_ADMIN_TOKEN: ADMIN_TOKEN } }), /needs --redis/);
+    await assert.rejects(wireProcess({ ...common, adminAddr: "127.0.0.1:0", env: {} }), /refusing to start the admin listener/);
   });
 });

@@ -1,16 +1,17 @@
-// Component test: the quota service on a real single-node Redis Cluster (all 16384 slots on one
-// redis-server) through `redis+cluster://`: hash-tagged single-key scripts work in Cluster mode.
+// Component test: the quota service, revocation list and introspection cache on a real single-node Redis
+// Cluster (all 16384 slots on one redis-server) through `redis+cluster://`: hash-tagged scripts work in Cluster mode.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { bucketKey } from "../../../authz-server/src/quota/bucket-key.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
+import { openStores } from "../../../authz-server/src/wiring.js";
 import { freePort } from "../../../tools/testing/ports.js";
 import { requireRedis } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually, serveQuotaHttp } from "./harness.js";
@@ -89,5 +90,19 @@ describe("quota service on Redis Cluster (redis+cluster:// URL)", () => {
     const perUser = [0, 0, 0, 0];
     for (const [u, g] of replies) perUser[u]! += g;
     assert.deepEqual(perUser, [10, 10, 10, 10]);
+  });
+
+  it("serves the revocation list and the introspection cache from the same redis+cluster:// URL (one client factory)", async () => {
+    const stores = await openStores({ redisUrl: `redis+cluster://127.0.0.1:${port}`, logger: capturingLogger().logger });
+    try {
+      assert.ok(stores.redis instanceof Cluster, "a Cluster client, as for the quota store");
+      await stores.revocations.revoke("sub", "mallory", 60_000);
+      const entry = JSON.stringify(await stores.redis.keys("*entry:sub:*"));
+      assert.match(entry, /mallory/);
+      await stores.introspectionCache!.set("k", { active: false, reason: "token_inactive", until: Date.now() + 60_000 }, 60_000);
+      assert.deepEqual((await stores.introspectionCache!.get("k"))?.active, false);
+    } finally {
+      await stores.close();
+    }
   });
 });
