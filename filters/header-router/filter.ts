@@ -3,7 +3,7 @@
 // only when the route header's value changed.
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
-  LogLevel, MetricKind, clearRouteCache, collectGarbage, defineMetric, incrementMetric, log, randomSeed,
+  LogLevel, MemoryGauge, MetricKind, clearRouteCache, collectGarbage, defineMetric, incrementMetric, log, randomSeed,
   readPluginConfiguration, removeRequestHeader, replaceRequestHeader, requestHeaderPairs,
 } from "../lib/host";
 import { Xorshift64 } from "../lib/random";
@@ -20,6 +20,7 @@ const view = new RequestView();
 const decision = new Decision();
 let random: Xorshift64 | null = null;
 let requests: u32 = 0;
+const memoryGauge = new MemoryGauge();
 
 export class RouterRoot extends RootContext {
   config: RouterConfig | null = null;
@@ -35,6 +36,7 @@ export class RouterRoot extends RootContext {
     defineMetrics(config);
     this.unmatchedMetric = defineMetric(MetricKind.Counter, "meshward_header_router_unmatched_requests_total");
     this.config = config;
+    memoryGauge.define("header_router");
     if (random === null) random = new Xorshift64(randomSeed());
     log(LogLevel.Info, FILTER_NAME + ": configured " + config.rules.length.toString() + " rules, route header '" + config.routeHeader + "'");
     return true;
@@ -50,7 +52,10 @@ class RouterContext extends Context {
     const root = this.root_context as RouterRoot;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++requests % COLLECT_EVERY == 0) collectGarbage();
+    if (++requests % COLLECT_EVERY == 0) {
+      collectGarbage();
+      memoryGauge.report();
+    }
     view.reset(requestHeaderPairs());
     decide(config, view, random!, decision);
     applyHeaderEdits(config);

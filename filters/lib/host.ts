@@ -280,5 +280,25 @@ export function setTickPeriodMilliseconds(ms: u32): void {
 export function collectGarbage(): void {
   gc.collect();
 }
+
+/** This VM's linear memory in bytes (64 KiB pages). */
+export function linearMemoryBytes(): u64 {
+  return (<u64>memory.size()) << 16;
+}
+
+/**
+ * The gauge `meshward_<filter>_memory_bytes`: linear memory of the VM that reported last (every VM
+ * reports after configuring and after each cycle collection). Envoy has no per-VM memory stat.
+ */
+export class MemoryGauge {
+  id: u32 = 0;
+  define(filter: string): void {
+    if (this.id == 0) this.id = defineMetric(MetricKind.Gauge, "meshward_" + filter + "_memory_bytes");
+    this.report();
+  }
+  report(): void {
+    recordMetric(this.id, linearMemoryBytes());
+  }
+}
 // AssemblyScript 0.17 only emits the lazily compiled collector when it is referenced at top level.
 gc.collect();

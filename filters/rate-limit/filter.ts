@@ -4,7 +4,7 @@
 // RateLimit headers. Host calls go through lib/host.ts; arithmetic is in the pure modules.
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
-  LogLevel, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
+  LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
   readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
@@ -27,6 +27,8 @@ const NS_PER_MS: i64 = 1000000;
 const RATELIMIT_POLICY = String.UTF8.encode("ratelimit-policy");
 const RATELIMIT = String.UTF8.encode("ratelimit");
 const NO_HEADERS = new ArrayBuffer(0);
+/** meshward_rate_limit_memory_bytes: this VM's linear memory (lib/host.ts MemoryGauge). */
+const memoryGauge = new MemoryGauge();
 const NO_WIRE_KEYS = new Array<string>(0);
 
 const enum Verdict { Pass = 0, Wait = 1, Reject = 2 }
@@ -57,6 +59,7 @@ export class RateLimitRoot extends RootContext {
       return false;
     }
     this.metrics.define();
+    memoryGauge.define("rate_limit");
     this.local = new LocalTake(this.metrics);
     if (config.hasGlobal) {
       setTickPeriodMilliseconds(tickPeriodMs(config.quotaTimeoutMs));
@@ -136,7 +139,10 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++root.streams % COLLECT_EVERY == 0) collectGarbage();
+    if (++root.streams % COLLECT_EVERY == 0) {
+      collectGarbage();
+      memoryGauge.report();
+    }
     // A limit keyed only on the client address needs no header map (one host call less per request).
     if (config.needsHeaders) root.view.reset(requestHeaderPairs());
     else root.view.reset(NO_HEADERS);

@@ -45,9 +45,30 @@ describe("Kubernetes and Istio manifests", function () {
           assert.ok(v.schemaFile(doc), `${file}: no schema for ${doc.apiVersion} ${doc.kind}`);
         }
       }
-      for (const k of ["WasmPlugin", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
+      for (const k of ["WasmPlugin", "TrafficExtension", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
         assert.ok(kinds.has(k), `no shipped ${k}`);
       }
+    });
+
+    it("each TrafficExtension (Istio 1.30+) is its WasmPlugin with the module fields under spec.wasm, nothing else changed", function () {
+      const read = (file: string) => parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS() as { kind: string; metadata: object; spec: Record<string, unknown> });
+      for (const filter of ["header-router", "rate-limit"]) {
+        const plugins = read(repo(`envoy/istio/wasmplugin-${filter}.yaml`));
+        const extensions = read(repo(`envoy/istio/traffic-extension/trafficextension-${filter}.yaml`));
+        assert.equal(extensions.length, plugins.length);
+        plugins.forEach((wp, i) => {
+          const te = extensions[i]!;
+          assert.equal(te.kind, "TrafficExtension");
+          assert.deepEqual(te.metadata, wp.metadata);
+          const { selector, match, phase, priority, ...module } = wp.spec;
+          assert.deepEqual(te.spec, { ...(selector ? { selector } : {}), ...(match ? { match } : {}), phase, priority, wasm: { type: "HTTP", ...module } });
+        });
+      }
+    });
+
+    it("a TrafficExtension gets the same plugin-configuration check as a WasmPlugin, at spec.wasm", function () {
+      const v = checkPaths([fixture("schema/trafficextension-bad-plugin-config.yaml")], { schemasDir: SCHEMAS }).problems.filter(isError);
+      assert.deepEqual(v.map((p) => `${p.path}: ${p.code}`), ["spec.wasm.pluginConfig.limits[0].capacity: ERR_PLUGIN_CONFIG_INVALID"]);
     });
 
     let shipped: Problem[];

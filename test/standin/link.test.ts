@@ -70,10 +70,12 @@ describe("stand-in link check", () => {
     assert.match((await loadError(bad)).message, /import type mismatch: wasi_snapshot_preview1\.clock_time_get/);
   });
 
-  it("with fail_open keeps a plugin that failed to link: loadError says why and the filter is transparent", async () => {
+  it("with fail_open still refuses a plugin that failed to link (Envoy 1.40); the old profile keeps it, transparent", async () => {
     const bytes = await watModule({ rawImports: `(import "env" "proxy_clear_route_cache" (func $crc (result i32)))`,
       body: `(func (export "use_crc") (result i32) (call $crc))` });
-    const p = await new StandIn().loadPlugin({ wasm: bytes, rootId: "t", failOpen: true });
+    await assert.rejects(new StandIn().loadPlugin({ wasm: bytes, rootId: "t", failOpen: true }),
+      (e: unknown) => e instanceof PluginLoadError && e.code === "ERR_WASM_LINK" && /missing import/.test(e.message));
+    const p = await new StandIn({ profile: "old" }).loadPlugin({ wasm: bytes, rootId: "t", failOpen: true });
     assert.match(p.loadError ?? "", /missing import/);
     const res = await p.worker(0).runStream({ upstream: () => ({ status: 204 }) });
     assert.equal(res.responseStatus, 204);

@@ -26,10 +26,13 @@ describe("stand-in with the proxy-runtime SDK (noop.wasm)", function () {
     assert.ok(host.logsMatching("Updating this.configuration={}").length >= 4);
   });
 
-  it("reproduces the onConfigure size-pointer defect: an empty configuration traps, rejecting a fail-closed plugin", async () => {
+  it("reproduces the onConfigure size-pointer defect: an empty configuration traps, rejecting the plugin (kept transparent with fail_open only in the old profile)", async () => {
     await assert.rejects(new StandIn().loadPlugin({ wasm: NOOP, rootId: "noop", configuration: "" }),
       (e: unknown) => e instanceof PluginLoadError && e.code === "ERR_WASM_START" && /proxy_on_configure trapped/.test(e.message));
-    const open = await new StandIn().loadPlugin({ wasm: NOOP, rootId: "noop", configuration: "", failOpen: true });
+    // Envoy 1.40 refuses it with fail_open too (conformance corpus, suite fx-trap-configure-open).
+    await assert.rejects(new StandIn().loadPlugin({ wasm: NOOP, rootId: "noop", configuration: "", failOpen: true }),
+      (e: unknown) => e instanceof PluginLoadError && e.code === "ERR_WASM_START" && /Unable to create Wasm plugin noop/.test(e.message));
+    const open = await new StandIn({ profile: "old" }).loadPlugin({ wasm: NOOP, rootId: "noop", configuration: "", failOpen: true });
     assert.match(open.loadError ?? "", /proxy_on_configure trapped/);
     assert.equal((await open.worker(0).runStream({ upstream: () => ({ status: 204 }) })).responseStatus, 204);
   });

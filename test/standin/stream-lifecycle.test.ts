@@ -126,6 +126,16 @@ describe("stand-in stream lifecycle", function () {
       assert.equal(second.localReply, undefined);
     });
 
+    it("failure_policy FAIL_OPEN (Envoy 1.40): the stream that failed the VM gets the 503, later streams pass", async () => {
+      const p = await new StandIn().loadPlugin({ wasm: await watModule({ body }), rootId: "trap", failurePolicy: "FAIL_OPEN" });
+      const first = await p.worker(0).runStream({ method: "POST", body: "x", upstream: () => ({ status: 201 }) });
+      assert.equal(first.responseStatus, 503);
+      assert.equal(first.localReply?.details, "wasm_fail_stream");
+      const second = await p.worker(0).runStream({ upstream: () => ({ status: 202 }) });
+      assert.equal(second.responseStatus, 202);
+      assert.equal(second.localReply, undefined);
+    });
+
     it("fail-closed: a configure failure rejects the plugin configuration", async () => {
       const failing = `(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 0))`;
       await assert.rejects(new StandIn().loadPlugin({ wasm: await watModule({ body: failing }), rootId: "c" }),

@@ -184,6 +184,10 @@ export function checkPaths(paths: readonly string[], opts: CheckOptions = {}): C
     if (m.doc["kind"] === "WasmPlugin" && spec?.["pluginName"] === "rate-limit") {
       collectGlobal(m.file, childPath(m.base, "spec.pluginConfig"), spec["pluginConfig"] as Record<string, unknown> | undefined);
     }
+    const wasm = spec?.["wasm"] as Record<string, unknown> | undefined;
+    if (m.doc["kind"] === "TrafficExtension" && wasm?.["pluginName"] === "rate-limit") {
+      collectGlobal(m.file, childPath(m.base, "spec.wasm.pluginConfig"), wasm["pluginConfig"] as Record<string, unknown> | undefined);
+    }
   }
   if (policies > 0) {
     for (const g of globalLimits) {

@@ -197,7 +197,7 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     problem(dr, "spec.host", "ERR_CROSS_SERVICE_UNKNOWN", `host "${host}" does not name a checked Service in that namespace`);
   }
 
-  // WasmPlugin: our plugin configurations, phases, and routes for every header-router choice.
+  // WasmPlugin / TrafficExtension: our plugin configurations, phases, and routes for every header-router choice.
   const routeMatches = new Map<string, Set<string>>();
   for (const vs of docs.filter((d) => kindIs(d, "VirtualService", "networking.istio.io"))) {
     for (const http of arr(get(vs.doc, "spec", "http"))) {
@@ -215,41 +215,46 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     }
   }
   const haveVirtualServices = docs.some((d) => kindIs(d, "VirtualService", "networking.istio.io"));
-  for (const wp of docs.filter((d) => kindIs(d, "WasmPlugin", "extensions.istio.io"))) {
-    const plugin = str(get(wp.doc, "spec", "pluginName"));
+  // WasmPlugin keeps the module fields in spec; TrafficExtension (Istio 1.30+) in spec.wasm.
+  const wasmExtensions = [
+    ...docs.filter((d) => kindIs(d, "WasmPlugin", "extensions.istio.io")).map((d) => ({ wp: d, w: "spec", module: get(d.doc, "spec") })),
+    ...docs.filter((d) => kindIs(d, "TrafficExtension", "extensions.istio.io") && isObj(get(d.doc, "spec", "wasm"))).map((d) => ({ wp: d, w: "spec.wasm", module: get(d.doc, "spec", "wasm") })),
+  ];
+  for (const { wp, w, module } of wasmExtensions) {
+    const plugin = str(get(module, "pluginName"));
     if (plugin !== "header-router" && plugin !== "rate-limit") {
-      problem(wp, "spec.pluginName", "ERR_CROSS_PLUGIN_UNKNOWN", `pluginName ${JSON.stringify(plugin)} is not a meshward filter (header-router, rate-limit)`, "warning");
+      problem(wp, `${w}.pluginName`, "ERR_CROSS_PLUGIN_UNKNOWN", `pluginName ${JSON.stringify(plugin)} is not a meshward filter (header-router, rate-limit)`, "warning");
       continue;
     }
-    const result = checkPluginConfig(plugin as PluginName, get(wp.doc, "spec", "pluginConfig") ?? {}, wp.file, at(wp, "spec.pluginConfig"));
+    const result = checkPluginConfig(plugin as PluginName, get(module, "pluginConfig") ?? {}, wp.file, at(wp, `${w}.pluginConfig`));
     out.push(...result.problems);
     const phase = get(wp.doc, "spec", "phase");
     if (plugin === "header-router" && phase !== "STATS") {
       problem(wp, "spec.phase", "ERR_CROSS_PLUGIN_PHASE", `header-router must run in phase STATS (after the CUSTOM ext_authz), not ${JSON.stringify(phase ?? "unset")}`);
     }
-    if (plugin === "header-router" && get(wp.doc, "spec", "failStrategy") === "FAIL_OPEN") {
-      problem(wp, "spec.failStrategy", "ERR_CROSS_ROUTER_FAIL_OPEN", "header-router with FAIL_OPEN: if the module fails, a client-sent route header picks the route", "warning");
+    if (plugin === "header-router" && get(module, "failStrategy") === "FAIL_OPEN") {
+      problem(wp, `${w}.failStrategy`, "ERR_CROSS_ROUTER_FAIL_OPEN", "header-router with FAIL_OPEN: if the module fails, a client-sent route header picks the route", "warning");
     }
     if (plugin === "header-router" && result.config && haveVirtualServices) {
       const header = String(result.config["routeHeader"]).toLowerCase();
       const matched = routeMatches.get(header) ?? new Set<string>();
       for (const r of routerRoutes(result.config)) {
-        if (!matched.has(r)) problem(wp, "spec.pluginConfig", "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no VirtualService http route matching header ${header}: exact ${r}`);
+        if (!matched.has(r)) problem(wp, `${w}.pluginConfig`, "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no VirtualService http route matching header ${header}: exact ${r}`);
       }
     }
     const quota = result.config ? (result.config["quota"] as { cluster?: string } | undefined) : undefined;
     const m = quota?.cluster ? /^outbound\|(\d+)\|[^|]*\|(.+)$/.exec(quota.cluster) : null;
     if (quota?.cluster !== undefined && m === null) {
-      problem(wp, "spec.pluginConfig.quota.cluster", "ERR_CROSS_QUOTA_CLUSTER", `under Istio the quota cluster is "outbound|<port>||<service host>", got "${quota.cluster}"`);
+      problem(wp, `${w}.pluginConfig.quota.cluster`, "ERR_CROSS_QUOTA_CLUSTER", `under Istio the quota cluster is "outbound|<port>||<service host>", got "${quota.cluster}"`);
     } else if (m) {
       const svc = findService(docs, m[2] as string);
       if (svc && !arr(get(svc.doc, "spec", "ports")).some((p) => get(p, "port") === Number(m[1]))) {
-        problem(wp, "spec.pluginConfig.quota.cluster", "ERR_CROSS_PORT_MISMATCH", `Service ${ns(svc)}/${name(svc)} has no port ${m[1]} for the quota cluster`);
+        problem(wp, `${w}.pluginConfig.quota.cluster`, "ERR_CROSS_PORT_MISMATCH", `Service ${ns(svc)}/${name(svc)} has no port ${m[1]} for the quota cluster`);
       }
     }
-    const sha = str(get(wp.doc, "spec", "sha256"));
+    const sha = str(get(module, "sha256"));
     if (sha !== undefined && /^0{64}$/.test(sha)) {
-      problem(wp, "spec.sha256", "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: after pushing the image, run `npm run pin-wasm-digests` before deploying", "warning");
+      problem(wp, `${w}.sha256`, "ERR_CROSS_PLACEHOLDER_DIGEST", "sha256 is a placeholder: after pushing the image, run `npm run pin-wasm-digests` before deploying", "warning");
     }
   }
   return out;

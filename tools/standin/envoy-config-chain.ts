@@ -3,7 +3,7 @@
 // CheckRequest), then route selection by header and forwarding to loopback upstreams, like the router.
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
@@ -11,7 +11,7 @@ import { parse as parseYaml } from "yaml";
 import { envoyProtoDirs } from "../../authz-server/src/grpc/protos.js";
 import type { HeadersStatus } from "./abi.js";
 import type { FilterChain, RequestSpec, StreamResult, Upstream, UpstreamRequest, UpstreamResponse } from "./filter-chain.js";
-import { HeaderMap } from "./header-map.js";
+import { HeaderMap, type HeaderInit } from "./header-map.js";
 import type { BodyBuffer, FilterCallbacks, HttpFilter, HttpFilterFactory, StreamInfo } from "./http-filter.js";
 import { fromByteString } from "./pairs.js";
 import type { ClusterSpec } from "./http-callout.js";
@@ -32,6 +32,14 @@ const typeOf = (any: unknown): string => {
   const url = (any as Obj | undefined)?.["@type"];
   return typeof url === "string" ? url.slice(url.lastIndexOf("/") + 1) : "";
 };
+
+/** PluginConfig.failure_policy (Envoy 1.40); FAIL_RELOAD (VM reload) is not modelled. */
+function failurePolicyOf(config: Obj): { failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" } {
+  const p = config["failure_policy"];
+  if (p === undefined || p === "UNSPECIFIED") return {};
+  if (p === "FAIL_CLOSED" || p === "FAIL_OPEN") return { failurePolicy: p };
+  throw new Error(`failure_policy ${String(p)} is not modelled`);
+}
 
 /** Parses Envoy duration strings ("0.5s", "15s") into milliseconds. */
 function durationMs(d: unknown, fallback: number): number {
@@ -110,14 +118,15 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
         const config = tc["config"] as Obj;
         const vm = config["vm_config"] as Obj;
         const plugin = await opts.standIn.loadPlugin({
-          wasm: join(REPO_ROOT, vm["code"]["local"]["filename"]),
+          wasm: resolve(REPO_ROOT, vm["code"]["local"]["filename"]),
           rootId: config["root_id"],
           name: config["name"],
           vmId: vm["vm_id"],
           configuration: config["configuration"]["value"],
           workers: opts.workers ?? 1,
-          // Envoy 1.40: failure_policy (FAIL_OPEN) replaces the deprecated fail_open.
-          failOpen: config["failure_policy"] === "FAIL_OPEN" || (config["failure_policy"] === undefined && config["fail_open"] === true),
+          // Envoy 1.40: failure_policy replaces the deprecated fail_open; FAIL_OPEN is not the same (see PluginIdentity).
+          failOpen: config["fail_open"] === true,
+          ...failurePolicyOf(config),
           clusters: wasmClusters,
         });
         plugins.push({ name: config["name"], rootId: config["root_id"], plugin });
@@ -174,7 +183,7 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
         workerIndex = worker;
       }
       chain ??= opts.standIn.chain(factories, upstream);
-      const result = await chain.run(req);
+      const result = await chain.run(req.headers === undefined ? req : { ...req, headers: codecHeaders(req.headers) });
       const info = perStream.get(result.stream.id) ?? {};
       perStream.delete(result.stream.id);
       return {
@@ -188,6 +197,19 @@ export async function loadEnvoyConfigChain(opts: ChainOptions): Promise<EnvoyCon
       for (const c of closers) c();
     },
   };
+}
+
+/**
+ * Request headers as Envoy's HTTP/1 codec hands them to the filters: names lower-cased, leading and
+ * trailing whitespace (SP, HTAB) of each value removed (conformance case "header value with spaces").
+ */
+export function codecHeaders(init: HeaderInit): [string, string][] {
+  const pairs: [string, string][] = [];
+  const entries: [string, string | readonly string[]][] = Array.isArray(init) ? (init as [string, string][]) : Object.entries(init as Record<string, string | readonly string[]>);
+  for (const [k, v] of entries) {
+    for (const one of typeof v === "string" ? [v] : v) pairs.push([k.toLowerCase(), one.replace(/^[ \t]+|[ \t]+$/g, "")]);
+  }
+  return pairs;
 }
 
 /** Envoy's route matching for the subset our configs use: domains, prefix/path, header string matchers. */

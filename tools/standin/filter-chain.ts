@@ -566,12 +566,20 @@ export class HttpStream {
       order.push(i);
     }
     const grpc = this.info.isGrpc;
-    this.encodeResponse(headers, grpc || reply.body.byteLength === 0 ? [] : [reply.body], undefined, order);
+    this.encodeResponse(headers, grpc || this.isHead || reply.body.byteLength === 0 ? [] : [reply.body], undefined, order);
+  }
+
+  /**
+   * A HEAD request's local reply is headers only (content-type and content-length as for the body),
+   * end of stream on the headers: Envoy's sendLocalReply (conformance case "HEAD limited").
+   */
+  private get isHead(): boolean {
+    return this.info.requestHeaders.get(":method") === "HEAD";
   }
 
   private encodeDirect(headers: HeaderMap, reply: LocalReply): void {
     const enc = this.encoder!;
-    const body = this.info.isGrpc ? new Uint8Array(0) : reply.body;
+    const body = this.info.isGrpc || this.isHead ? new Uint8Array(0) : reply.body;
     enc.push(0, { kind: "headers", map: headers, eos: body.byteLength === 0 });
     if (body.byteLength) enc.push(0, { kind: "data", buf: new BodyBuffer(body), eos: true });
   }

@@ -48,8 +48,10 @@ export interface PluginOptions {
   vmConfiguration?: string | Uint8Array;
   /** Worker VMs (default 1). */
   workers?: number;
-  /** Envoy fail_open (default false = fail closed). */
+  /** Envoy's deprecated fail_open (default false = fail closed). */
   failOpen?: boolean;
+  /** Envoy 1.40 failure_policy (FAIL_RELOAD is not modelled); FAIL_OPEN differs from fail_open, see PluginIdentity. */
+  failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN";
   clusters?: Record<string, ClusterSpec>;
   environment?: Record<string, string>;
   /** Extra foreign functions (override the built-ins of the same name). */
@@ -58,7 +60,7 @@ export interface PluginOptions {
   canary?: boolean;
 }
 
-/** A plugin configuration Envoy would reject (link failure, or start/configure failure when fail-closed). */
+/** A plugin configuration Envoy would reject (compile, link, start or configure failure; with fail_open too). */
 export class PluginLoadError extends Error {
   constructor(readonly code: "ERR_WASM_LINK" | "ERR_WASM_START" | "ERR_WASM_COMPILE", message: string) {
     super(message);
@@ -201,6 +203,7 @@ export class Plugin {
       configuration: bytesOf(options.configuration),
       vmConfiguration: bytesOf(options.vmConfiguration),
       failOpen: options.failOpen ?? false,
+      failOpenAfterFailure: options.failurePolicy === "FAIL_OPEN",
       environment: options.environment ?? {},
     };
     const clusters = new Map(Object.entries(options.clusters ?? {}));
@@ -213,8 +216,12 @@ export class Plugin {
       foreignFunctions: new Map(Object.entries({ ...builtinForeignFunctions, ...(options.foreignFunctions ?? {}) })),
       random: s.random, onLog: (e) => s.recordLog(e),
     };
+    // Envoy 1.40 refuses a plugin that fails to compile, link, start or configure at load time whatever
+    // fail_open says ("Unable to create Wasm plugin <name>"); fail_open only covers VMs failing later.
+    // The "old" profile keeps such a plugin, transparent (not checked against a real Envoy).
     const fail = (code: PluginLoadError["code"], reason: string): string => {
-      if (!this.identity.failOpen) throw new PluginLoadError(code, `Plugin configured to fail closed failed to load: ${reason}`);
+      if (!this.identity.failOpen && !this.identity.failOpenAfterFailure) throw new PluginLoadError(code, `Plugin configured to fail closed failed to load: ${reason}`);
+      if (s.profile === "current") throw new PluginLoadError(code, `Unable to create Wasm plugin ${this.identity.name}: ${reason}`);
       return reason;
     };
     let loadError: string | undefined;

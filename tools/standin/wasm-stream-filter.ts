@@ -42,9 +42,18 @@ export class WasmStreamFilter implements HttpFilter {
   private failHandled = false;
   private done = false;
 
+  /** Whether the VM had already failed when this stream started (failure_policy FAIL_OPEN lets it pass). */
+  private readonly startedOnFailedVm: boolean;
+
   constructor(private readonly vm: WasmVm, readonly callbacks: FilterCallbacks) {
     this.name = vm.plugin.name;
     this.stream = callbacks.stream;
+    this.startedOnFailedVm = vm.failed;
+  }
+
+  /** A failed VM is transparent to this stream (fail_open, or FAIL_OPEN for streams started after the failure). */
+  private get transparent(): boolean {
+    return this.vm.plugin.failOpen || (this.vm.plugin.failOpenAfterFailure && this.startedOnFailedVm);
   }
 
   /** Map pointer as Envoy holds it now (null = unavailable). */
@@ -107,25 +116,25 @@ export class WasmStreamFilter implements HttpFilter {
   }
 
   private failHeaders(): HeadersStatus {
-    if (this.vm.plugin.failOpen) return "Continue";
+    if (this.transparent) return "Continue";
     this.failReply();
     return "StopAllIterationAndWatermark";
   }
 
   private failData(): DataStatus {
-    if (this.vm.plugin.failOpen) return "Continue";
+    if (this.transparent) return "Continue";
     this.failReply();
     return "StopIterationNoBuffer";
   }
 
   private failTrailers(): TrailersStatus {
-    if (this.vm.plugin.failOpen) return "Continue";
+    if (this.transparent) return "Continue";
     this.failReply();
     return "StopIteration";
   }
 
   wantsLocalReplyEncoding(): boolean {
-    return !this.vm.failed || this.vm.plugin.failOpen;
+    return !this.vm.failed || this.transparent;
   }
 
   decodeHeaders(headers: HeaderMap, endStream: boolean): HeadersStatus {

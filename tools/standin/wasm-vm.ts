@@ -25,6 +25,11 @@ export interface PluginIdentity {
   configuration: Uint8Array;
   vmConfiguration: Uint8Array;
   failOpen: boolean;
+  /**
+   * Envoy 1.40 `failure_policy: FAIL_OPEN`: the stream whose callback failed the VM still gets the 503;
+   * streams that start on the failed VM pass through (unlike the deprecated fail_open, which lets both pass).
+   */
+  failOpenAfterFailure: boolean;
   /** WASI environment variables configured for the VM. */
   environment: Readonly<Record<string, string>>;
 }

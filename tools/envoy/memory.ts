@@ -1,0 +1,174 @@
+// Memory of the filters under a real Envoy: N keep-alive requests (h2load --h1, cycling through
+// distinct URIs so rate-limit keys and header-router decisions vary) through one filter; reads the
+// filter's own linear-memory gauge (Envoy has no per-VM memory stat) and Envoy's RSS before and after.
+// CLI: node --import tsx tools/envoy/memory.ts [requests] [concurrency]   (default 200000, 4)
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { startEnvoy } from "./harness.js";
+import { resolveEnvoy } from "./resolve.js";
+
+export type MemoryFilter = "header-router" | "rate-limit";
+
+/** Configurations under load: several rules / limits, keys from the path (one key per distinct URI). */
+export const MEMORY_CONFIGS: Readonly<Record<MemoryFilter, object>> = {
+  "header-router": {
+    routeHeader: "x-route",
+    rules: [
+      { name: "beta", match: { query: [{ name: "tier", exact: "beta" }] }, route: "v2" },
+      { name: "reviews", match: { path: { glob: "/api/*/reviews/**" } }, route: "v2" },
+      { name: "canary", match: { path: { prefix: "/api/" } }, split: { targets: [{ route: "v2", weight: 10 }, { route: "v1", weight: 90 }] } },
+    ],
+    default: "v1",
+    requestHeadersToAdd: [{ name: "x-routed-by", value: "meshward" }],
+  },
+  "rate-limit": {
+    domain: "memory",
+    responseHeaders: true,
+    limits: [
+      // "/api/x?tier=beta&id=N" all share the path key /api/x: a hot key that gets 429s under load.
+      { name: "per-path", key: [{ source: "path" }], capacity: 1000, refillPerSecond: 1000 },
+      { name: "per-ip", key: [{ source: "remote_address" }], capacity: 1000000, refillPerSecond: 1000000 },
+    ],
+  },
+};
+
+/** The gauge each filter sets from memory.size() (filters/lib/host.ts MemoryGauge). */
+export const MEMORY_GAUGE: Readonly<Record<MemoryFilter, string>> = {
+  "header-router": "meshward_header_router_memory_bytes",
+  "rate-limit": "meshward_rate_limit_memory_bytes",
+};
+
+export interface MemoryRun {
+  readonly filter: MemoryFilter;
+  readonly requests: number;
+  readonly concurrency: number;
+  readonly distinctUris: number;
+  /** Linear memory (bytes) reported by the filter after warm-up and after the run. */
+  readonly linearBefore: number;
+  readonly linearAfter: number;
+  /** Envoy's resident set size (bytes) after warm-up and after the run. */
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+  /** Requests answered (any status), and the 2xx and 4xx (429) among them. */
+  readonly done: number;
+  readonly ok2xx: number;
+  readonly c4xx: number;
+  readonly seconds: number;
+  /** The filter's own counters after the run (wasmcustom.meshward_*). */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+function h2load(port: number, uriFile: string, requests: number, connections: number): Promise<{ done: number; ok2xx: number; c4xx: number }> {
+  return new Promise((resolve, reject) => {
+    execFile("h2load", ["--h1", "-n", String(requests), "-c", String(connections), "-t", "1", "-i", uriFile, "-H", "host: memory.test"], { maxBuffer: 4 * 1024 * 1024, timeout: 600_000 }, (err, stdout) => {
+      if (err) return reject(new Error(`h2load failed: ${err.message}\n${stdout}`));
+      if (process.env["MEMORY_DEBUG"]) console.log(stdout);
+      const done = /requests: \d+ total, \d+ started, (\d+) done/.exec(stdout);
+      const codes = /status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx/.exec(stdout);
+      if (!done || !codes) return reject(new Error(`h2load output not understood:\n${stdout}`));
+      resolve({ done: Number(done[1]), ok2xx: Number(codes[1]), c4xx: Number(codes[2]) });
+    });
+  });
+}
+
+function bootstrap(filter: MemoryFilter): Record<string, unknown> {
+  return {
+    static_resources: {
+      listeners: [{
+        name: "memory",
+        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+        filter_chains: [{
+          filters: [{
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+              stat_prefix: "memory",
+              // The route answers itself: the load measures the filter and Envoy, not an upstream.
+              route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }] }] },
+              http_filters: [
+                {
+                  name: filter,
+                  typed_config: {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    config: {
+                      name: filter,
+                      root_id: filter,
+                      vm_config: { vm_id: filter, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: `filters/build/${filter}.wasm` } } },
+                      configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(MEMORY_CONFIGS[filter]) },
+                    },
+                  },
+                },
+                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+              ],
+            },
+          }],
+        }],
+      }],
+      clusters: [],
+    },
+  };
+}
+
+/** Distinct request URIs the load cycles through (path keys and routing decisions vary). */
+export function memoryUris(n: number): string[] {
+  const kinds = ["/api/books/reviews/", "/api/orders/", "/static/", "/api/x?tier=beta&id="];
+  return Array.from({ length: n }, (_, i) => `${kinds[i % kinds.length]}${i}`);
+}
+
+export interface MemoryOptions {
+  readonly filter: MemoryFilter;
+  readonly requests: number;
+  readonly concurrency?: number;
+  readonly warmup?: number;
+  readonly connections?: number;
+  readonly distinctUris?: number;
+  readonly bin?: string;
+}
+
+export async function measureEnvoyMemory(o: MemoryOptions): Promise<MemoryRun> {
+  const concurrency = o.concurrency ?? 4;
+  const distinctUris = o.distinctUris ?? 20_000;
+  const dir = mkdtempSync(join(tmpdir(), "meshward-memory-"));
+  const uriFile = join(dir, "uris.txt");
+  const envoy = await startEnvoy({ config: bootstrap(o.filter), concurrency, ...(o.bin ? { bin: o.bin } : {}) });
+  try {
+    const port = envoy.listenerPort("memory");
+    writeFileSync(uriFile, memoryUris(distinctUris).map((u) => `http://127.0.0.1:${port}${u}`).join("\n") + "\n");
+    const gauge = async () => (await envoy.stats(MEMORY_GAUGE[o.filter])).get(`wasmcustom.${MEMORY_GAUGE[o.filter]}`) ?? 0;
+    await h2load(port, uriFile, o.warmup ?? 20_000, o.connections ?? 8);
+    const linearBefore = await gauge();
+    const rssBefore = envoy.rssBytes() ?? 0;
+    const t0 = Date.now();
+    const run = await h2load(port, uriFile, o.requests, o.connections ?? 8);
+    const seconds = (Date.now() - t0) / 1000;
+    const linearAfter = await gauge();
+    const rssAfter = envoy.rssBytes() ?? 0;
+    const counters: Record<string, number> = {};
+    for (const [k, v] of await envoy.stats("wasmcustom.meshward_")) if (k.endsWith("_total")) counters[k.replace("wasmcustom.", "")] = v;
+    const errors = envoy.errorLines();
+    if (errors.length > 0) throw new Error(`Envoy logged errors under load:\n${errors.slice(0, 5).join("\n")}`);
+    return { filter: o.filter, requests: o.requests, concurrency, distinctUris, linearBefore, linearAfter, rssBefore, rssAfter, done: run.done, ok2xx: run.ok2xx, c4xx: run.c4xx, seconds, counters };
+  } finally {
+    await envoy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatMemoryRun(r: MemoryRun): string {
+  const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+  const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+  return `${r.filter}: ${r.requests} requests (${r.done} answered: ${r.ok2xx} 2xx, ${r.c4xx} 4xx) over ${r.distinctUris} URIs, --concurrency ${r.concurrency}, ${r.seconds.toFixed(1)} s: ` +
+    `linear memory ${kib(r.linearBefore)} → ${kib(r.linearAfter)}, Envoy RSS ${mib(r.rssBefore)} → ${mib(r.rssAfter)}`;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const requests = Number(process.argv[2] ?? 200_000);
+  const concurrency = Number(process.argv[3] ?? 4);
+  const bin = resolveEnvoy({ install: true }).bin;
+  for (const filter of ["header-router", "rate-limit"] as const) {
+    console.log(formatMemoryRun(await measureEnvoyMemory({ filter, requests, concurrency, bin })));
+  }
+}
