@@ -10,7 +10,9 @@ export type ErrorKind =
   /** The request is ambiguous (a non-canonical path, a malformed authority): 400. */
   | "bad_request"
   /** Our infrastructure (JWKS, introspection endpoint, store) failed: UNAVAILABLE + 503. */
-  | "unavailable";
+  | "unavailable"
+  /** The decision pipeline itself failed (a bug, not a dependency): INTERNAL + 500. */
+  | "internal";
 
 export abstract class AuthzError extends Error {
   abstract readonly kind: ErrorKind;
@@ -56,6 +58,14 @@ export class RequestAmbiguous extends AuthzError {
 /** A dependency needed for this request failed; not the client's fault. */
 export class DependencyUnavailable extends AuthzError {
   readonly kind = "unavailable";
+}
+
+/** The decision pipeline threw: neither the client's fault nor a dependency outage. */
+export class InternalFailure extends AuthzError {
+  readonly kind = "internal";
+  constructor(options?: { cause?: unknown }) {
+    super("ERR_INTERNAL", "internal_error", "internal error in the decision pipeline", options);
+  }
 }
 
 /** A policy file is invalid: the message names the file, the path inside it and the problem. */

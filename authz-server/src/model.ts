@@ -68,6 +68,8 @@ export interface Decision {
   readonly dryRun: readonly { readonly rule: string; readonly wouldDeny: boolean }[];
   /** True when the failure is in our infrastructure (JWKS, Redis, introspection), not the client. */
   readonly unavailable?: boolean;
+  /** The pipeline itself failed (gRPC INTERNAL, HTTP 500). */
+  readonly internal?: boolean;
   /**
    * RFC 6750 challenge for a denial: present on 401 (and on 403 when scopes/permissions apply); the
    * `error` attribute (`invalid_token`, `insufficient_scope`) or "" for a bare challenge (no credentials).

@@ -7,11 +7,12 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { createIdGenerator, type Clock } from "./clock.js";
-import { DependencyUnavailable } from "./errors.js";
+import { InternalFailure } from "./errors.js";
 import { decodeCheckRequest } from "./grpc/decode-check-request.js";
 import { encodeCheckResponse } from "./grpc/encode-check-response.js";
 import { authorizationService, healthService, rateLimitService } from "./grpc/protos.js";
-import type { CheckRequestObject } from "./attributes/from-check-request.js";
+import { attributesFromCheckRequest, type CheckRequestObject } from "./attributes/from-check-request.js";
+import type { Attributes } from "./model.js";
 import { logDecision } from "./observability/decision-log.js";
 import { authzMetrics } from "./observability/metrics.js";
 import { incomingTraceId, type CheckTracer } from "./observability/tracing.js";
@@ -103,11 +104,16 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
       },
       (err: unknown) => {
         inflight--;
-        logger.error({ err: String(err) }, "pipeline failed");
-        const decision = decideFromError(pipelineDeps.newId(), new DependencyUnavailable("ERR_INTERNAL", "internal_error", "internal error", { cause: err }), {});
-        metrics.decisions.inc({ result: "unavailable", reason: decision.reason });
+        // A bug in a stage, not an outage: its own answer (INTERNAL, 500, internal_error), and like every
+        // answer it is counted and writes a decision-log line (with what the request's attributes allow).
+        const us = Number(process.hrtime.bigint() - started) / 1000;
+        const decision = decideFromError(pipelineDeps.newId(), new InternalFailure({ cause: err }), {});
         callback(null, renderCheckResponse(decision, runtime.policy));
-        tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });
+        logger.error({ code: "ERR_INTERNAL", decisionId: decision.id, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, "decision pipeline failed");
+        counted("error", decision.reason).inc();
+        timed("error").observe(us / 1e6);
+        const ids = tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });
+        logDecision(logger, decision, bestEffortAttributes(call.request), us, runtime.policy.version, ids);
       },
     );
   };
@@ -278,4 +284,27 @@ export function splitAddress(address: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new Error(`invalid address '${address}' (expected HOST:PORT)`);
   return { host: (m[1] ?? m[2])!, port };
+}
+
+const NO_ATTRIBUTES: Attributes = Object.freeze({
+  method: "",
+  path: "",
+  query: {},
+  host: "",
+  scheme: "",
+  headers: {},
+  source: { address: "", principal: "", certificate: "" },
+  destination: { address: "", principal: "" },
+  contextExtensions: {},
+  headerBytes: 0,
+  headerCount: 0,
+});
+
+/** The request's attributes for the decision log of a failed pipeline; empty when they cannot be read either. */
+function bestEffortAttributes(request: CheckRequestObject): Attributes {
+  try {
+    return attributesFromCheckRequest(request);
+  } catch {
+    return NO_ATTRIBUTES;
+  }
 }

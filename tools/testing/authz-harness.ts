@@ -177,7 +177,7 @@ function toResult(res: any): CheckResult {
   };
 }
 
-const HTTP_STATUS_NAMES: Record<string, number> = { BadRequest: 400, Unauthorized: 401, Forbidden: 403, RequestHeaderFieldsTooLarge: 431, ServiceUnavailable: 503 };
+const HTTP_STATUS_NAMES: Record<string, number> = { BadRequest: 400, Unauthorized: 401, Forbidden: 403, RequestHeaderFieldsTooLarge: 431, InternalServerError: 500, ServiceUnavailable: 503 };
 
 function statusNumber(code: unknown): number {
   if (typeof code === "number") return code;

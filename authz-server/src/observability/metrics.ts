@@ -21,7 +21,7 @@ export function authzMetrics(registry: Registry): AuthzMetrics {
   const m: AuthzMetrics = {
     decisions: new Counter({
       name: "meshward_authz_decisions_total",
-      help: "Check decisions by result (allow, deny, unavailable) and reason.",
+      help: "Check decisions by result (allow, deny, unavailable, error) and reason.",
       labelNames: ["result", "reason"] as const,
       registers,
     }),

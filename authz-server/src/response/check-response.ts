@@ -10,8 +10,9 @@ export const REASON_HEADER = "x-meshward-reason";
 const GRPC_OK = 0;
 const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAVAILABLE = 14;
+const GRPC_INTERNAL = 13;
 
-const ERROR_NAMES: Record<number, string> = { 400: "bad_request", 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 503: "unavailable" };
+const ERROR_NAMES: Record<number, string> = { 400: "bad_request", 401: "unauthenticated", 403: "forbidden", 431: "request_too_large", 500: "internal_error", 503: "unavailable" };
 
 type HeaderOption = { header: { key: string; value: string }; appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" };
 
@@ -40,7 +41,7 @@ export function renderCheckResponse(decision: Decision, policy: CompiledPolicy):
   const headers = [header("content-type", "application/json"), ...decisionHeaders];
   if (decision.bearerError !== undefined) headers.push(header("www-authenticate", challenge(policy.response.realm, decision)));
   return {
-    status: { code: decision.unavailable ? GRPC_UNAVAILABLE : GRPC_PERMISSION_DENIED, message: decision.reason },
+    status: { code: decision.unavailable ? GRPC_UNAVAILABLE : decision.internal ? GRPC_INTERNAL : GRPC_PERMISSION_DENIED, message: decision.reason },
     deniedResponse: {
       status: { code: decision.httpStatus },
       headers,

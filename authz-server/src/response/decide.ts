@@ -31,6 +31,8 @@ export function decideFromError(id: string, err: AuthzError, identity: Identity)
       return { ...base, httpStatus: 431 };
     case "unavailable":
       return { ...base, httpStatus: 503, unavailable: true };
+    case "internal":
+      return { ...base, httpStatus: 500, internal: true };
   }
 }
 
