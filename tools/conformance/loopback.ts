@@ -27,8 +27,9 @@ export interface Loopback {
   close(): Promise<void>;
 }
 
-function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
-  const server = createServer(handler);
+function listen(handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+  // A handler that throws resets its connection, so the case shows up as a disagreement, not a hang.
+  const server = createServer((req, res) => void handler(req, res).catch((err: unknown) => res.destroy(err instanceof Error ? err : new Error(String(err)))));
   const sockets = new Set<Socket>();
   server.on("connection", (s) => {
     sockets.add(s);
@@ -106,7 +107,7 @@ export async function startLoopback(): Promise<Loopback> {
     endpoints[`quota-${mode}`] = `127.0.0.1:${s.port}`;
   }
   // "refused": a port that was just free and is closed again.
-  const gone = await listen(() => undefined);
+  const gone = await listen(() => new Promise<void>(() => undefined));
   endpoints["quota-refused"] = `127.0.0.1:${gone.port}`;
   await new Promise<void>((r) => gone.server.close(() => r()));
 
