@@ -23,6 +23,8 @@ interface Entry {
 
 /** Entries examined per call for lazy expiry, so idle full buckets leave without a timer. */
 const SWEEP_PER_CALL = 2;
+/** How far back the process clock may step without a forgotten bucket changing an answer. */
+const CLOCK_STEP_BACK_GRACE_MS = 1000;
 
 export class MemoryBucketStore implements BucketStore {
   readonly kind = "memory" as const;
@@ -62,7 +64,9 @@ export class MemoryBucketStore implements BucketStore {
     if (out.resetInMs === 0) {
       if (entry) this.remove(entry);
     } else {
-      const forgetAt = out.state.updatedAt + bucketTtlMs(out.resetInMs);
+      // Kept a second past full: the process clock can step back (NTP), and a bucket forgotten at its
+      // full time would then restart full too early. (Redis buckets use Redis TIME, one clock for all.)
+      const forgetAt = out.state.updatedAt + bucketTtlMs(out.resetInMs) + CLOCK_STEP_BACK_GRACE_MS;
       if (entry) {
         entry.state = out.state;
         entry.forgetAt = forgetAt;

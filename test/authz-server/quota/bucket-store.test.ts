@@ -133,7 +133,12 @@ describe("bucket stores (memory and a real redis-server)", () => {
           }
           await red.store.close();
         }),
-        { numRuns: 40 },
+        {
+          numRuns: 40,
+          // Found by CI: the clock stepped back 1 ms right after the memory store had forgotten a bucket
+          // at its full time, so the memory store granted a token Redis (correctly) did not.
+          examples: [[{ capacity: 1, refillPerSecond: 7 }, [{ dt: 0, want: 1, all: false, key: "b" }, { dt: 143, want: 1, all: false, key: "a" }, { dt: -1, want: 1, all: false, key: "a" }, { dt: 0, want: 1, all: false, key: "b" }]]],
+        },
       );
     });
   });
