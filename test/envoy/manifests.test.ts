@@ -92,11 +92,11 @@ describe("Kubernetes and Istio manifests", function () {
 
   describe("schema violations", function () {
     const cases: [spec: string, file: string, message: string][] = [
-      ["an unknown container field in a Deployment", "deployment-unknown-field.yaml", "deployment-unknown-field.yaml: spec.template.spec.containers[0].imagePolicy: unknown field"],
+      ["an unknown container field in a Deployment", "deployment-unknown-field.yaml", "deployment-unknown-field.yaml: spec.template.spec.containers[0].imagePolicy: unknown key"],
       ["a Service port that is not an integer", "service-bad-port.yaml", "service-bad-port.yaml: spec.ports[0].port: must be integer"],
       ["a WasmPlugin phase Istio does not define", "wasmplugin-bad-phase.yaml", 'wasmplugin-bad-phase.yaml: spec.phase: must be one of "UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"'],
-      ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown field"],
-      ["an unknown field in a kustomize Component", "component-unknown-field.yaml", "component-unknown-field.yaml: patchesJSON6902: unknown field"],
+      ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown key"],
+      ["an unknown field in a kustomize Component", "component-unknown-field.yaml", "component-unknown-field.yaml: patchesJSON6902: unknown key"],
     ];
     for (const [spec, file, message] of cases) {
       it(`rejects ${spec}`, function () {

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { ajvErrorPath, type Problem } from "./problem.js";
+import { ajvErrorPath, ajvMessage, type Problem } from "./problem.js";
 
 // ajv-formats is CommonJS with a default export; under NodeNext the namespace object wraps it.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
@@ -166,7 +166,7 @@ export class ManifestValidator {
       return [{ file, path: base, code: "ERR_MANIFEST_NO_SCHEMA", severity: "warning", message: `no schema for ${k.apiVersion} ${k.kind}; not validated` }];
     }
     if (validate(doc)) return [];
-    return dedupe(validate.errors ?? []).map((e) => ({ file, path: ajvErrorPath(base, e), code: "ERR_MANIFEST_INVALID", message: describe(e) }));
+    return dedupe(validate.errors ?? []).map((e) => ({ file, path: ajvErrorPath(base, e), code: "ERR_MANIFEST_INVALID", message: ajvMessage(e) }));
   }
 
   private compile(k: ManifestKind, key: string): ValidateFunction | null {
@@ -223,24 +223,9 @@ function dedupe(errors: readonly ErrorObject[]): ErrorObject[] {
   const kept = precise.length > 0 ? precise : errors;
   const seen = new Set<string>();
   return kept.filter((e) => {
-    const k = `${ajvErrorPath("", e)}|${describe(e)}`;
+    const k = `${ajvErrorPath("", e)}|${ajvMessage(e)}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
   });
-}
-
-function describe(e: ErrorObject): string {
-  switch (e.keyword) {
-    case "additionalProperties":
-      return "unknown field";
-    case "required":
-      return "missing required field";
-    case "enum":
-      return `must be one of ${(e.params["allowedValues"] as unknown[]).filter((v) => v !== null).map((v) => JSON.stringify(v)).join(", ")}`;
-    case "const":
-      return `must be ${JSON.stringify(e.params["allowedValue"])}`;
-    default:
-      return e.message ?? e.keyword;
-  }
 }

@@ -1,7 +1,7 @@
 // Offline shape checks of the header-router and rate-limit plugin configurations (JSON), mirroring
 // the filters' own onConfigure validation so check-config needs no wasm runtime.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { ajvErrorPath, childPath, type Problem } from "./problem.js";
+import { ajvErrorPath, ajvMessage, childPath, type Problem } from "./problem.js";
 
 export type PluginName = "header-router" | "rate-limit";
 
@@ -203,7 +203,7 @@ export function checkPluginConfig(plugin: PluginName, config: unknown, file: str
   const problems: Problem[] = [];
   if (!validate(value)) {
     for (const e of simplify(validate.errors ?? [])) {
-      problems.push({ file, path: ajvErrorPath(path, e), code: "ERR_PLUGIN_CONFIG_INVALID", message: `${plugin}: ${describe(e)}` });
+      problems.push({ file, path: ajvErrorPath(path, e), code: "ERR_PLUGIN_CONFIG_INVALID", message: `${plugin}: ${ajvMessage(e)}` });
     }
     return { problems };
   }
@@ -267,26 +267,9 @@ function simplify(errors: readonly ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
     if (e.keyword === "required" && e.schemaPath.includes("/oneOf/")) return false;
-    const k = `${e.instancePath}|${describe(e)}`;
+    const k = `${e.instancePath}|${ajvMessage(e)}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
   });
-}
-
-function describe(e: ErrorObject): string {
-  switch (e.keyword) {
-    case "additionalProperties":
-      return "unknown key";
-    case "required":
-      return "missing required key";
-    case "oneOf": {
-      const keys = Array.isArray(e.schema) ? (e.schema as { required?: string[] }[]).map((s) => s.required?.[0]).filter((k) => k !== undefined) : [];
-      return keys.length > 0 ? `set exactly one of ${keys.join(", ")}` : "set exactly one of the alternatives";
-    }
-    case "enum":
-      return `must be one of ${(e.params["allowedValues"] as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`;
-    default:
-      return e.message ?? e.keyword;
-  }
 }

@@ -3,7 +3,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { Ajv, type ErrorObject } from "ajv";
+import { Ajv } from "ajv";
+import { ajvErrorPath, ajvMessage } from "../ajv-message.js";
 import { parse as parseYaml } from "yaml";
 import { PolicyInvalid } from "../errors.js";
 import type { CompiledPolicy } from "./compiled.js";
@@ -44,7 +45,7 @@ export function parsePolicyText(text: string, file: string): PolicyDocument {
   }
   if (!validate(data)) {
     const err = validate.errors?.[0];
-    throw err ? new PolicyInvalid(file, errorPath(err), errorProblem(err)) : new PolicyInvalid(file, "", "invalid policy");
+    throw err ? new PolicyInvalid(file, ajvErrorPath("", err), ajvMessage(err)) : new PolicyInvalid(file, "", "invalid policy");
   }
   return resolveFilePaths(data as unknown as PolicyDocument, dirname(file));
 }
@@ -67,38 +68,3 @@ function resolveFilePaths(doc: PolicyDocument, dir: string): PolicyDocument {
   };
 }
 
-/** `/spec/rules/2/require` → `spec.rules[2].require` (plus the offending key for missing/unknown keys). */
-function errorPath(err: ErrorObject): string {
-  let path = "";
-  for (const raw of err.instancePath.split("/").slice(1)) {
-    const seg = raw.replace(/~1/g, "/").replace(/~0/g, "~");
-    path += /^[0-9]+$/.test(seg) ? `[${seg}]` : path === "" ? seg : `.${seg}`;
-  }
-  if (err.keyword === "additionalProperties") {
-    const key = String(err.params.additionalProperty);
-    return path === "" ? key : `${path}.${key}`;
-  }
-  return path;
-}
-
-function errorProblem(err: ErrorObject): string {
-  const p = err.params as Record<string, unknown>;
-  switch (err.keyword) {
-    case "additionalProperties":
-      return "unknown key";
-    case "required":
-      return `missing required key '${String(p.missingProperty)}'`;
-    case "type":
-      return `must be ${String(p.type)}`;
-    case "enum":
-      return `must be one of ${(p.allowedValues as unknown[]).map((v) => String(v)).join(", ")}`;
-    case "const":
-      return `must be '${String(p.allowedValue)}'`;
-    case "pattern":
-      return `invalid value (must match ${String(p.pattern)})`;
-    case "propertyNames":
-      return `invalid name '${String(p.propertyName)}'`;
-    default:
-      return err.message ?? "invalid";
-  }
-}

@@ -22,7 +22,7 @@ export function parseLeaseRequest(body: Buffer): LeaseRequest {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new LeaseRequestInvalid("body", "the body must be a JSON object");
   const obj = value as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw new LeaseRequestInvalid(k, `unknown field '${k}'`);
+  for (const k of Object.keys(obj)) if (!FIELDS.has(k)) throw new LeaseRequestInvalid(k, `unknown key '${k}'`);
   const name = (field: "domain" | "limit"): string => {
     const v = obj[field];
     if (typeof v !== "string" || v.length === 0 || v.length > MAX_NAME_CHARS) {
