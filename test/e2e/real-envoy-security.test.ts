@@ -4,15 +4,12 @@
 // the caller's address. Each path case is also sent through an edge with Envoy's normalisation turned
 // off, where authz-server's own path rule must hold alone.
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
 import { connect } from "node:net";
-import { join, posix } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { posix } from "node:path";
 import { nonCanonicalPath } from "../../authz-server/src/attributes/canonical-path.js";
 import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
-import { pinVmEnvironment } from "../../tools/envoy/bootstrap.js";
+import { shippedBootstrap } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
-import { ROOT } from "../../tools/envoy/resolve.js";
 import { E2E_HOST_ENV, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
@@ -116,12 +113,7 @@ function resolvedByUpstream(target: string): string {
 }
 
 function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Record<string, unknown> {
-  const config = parseYaml(readFileSync(join(ROOT, "envoy/local/edge.yaml"), "utf8")) as any;
-  config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: 0 };
-  for (const c of config.static_resources.clusters) {
-    const [host, p] = (endpoints[c.name] as string).split(":");
-    c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
-  }
+  const config = shippedBootstrap("envoy/local/edge.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
   if (!normalise) {
     const hcm = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
     hcm.normalize_path = false;
@@ -129,7 +121,6 @@ function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Reco
     hcm.path_with_escaped_slashes_action = "KEEP_UNCHANGED";
     hcm.strip_trailing_host_dot = false;
   }
-  pinVmEnvironment(config, E2E_HOST_ENV);
   return config;
 }
 
@@ -292,13 +283,7 @@ describe("issue 12 on a real Envoy: the sidecar takes the caller's address from 
     authz = await startAuthz(tmp.dir, POLICY);
     [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
     const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    const config = parseYaml(readFileSync(join(ROOT, "envoy/local/sidecar.yaml"), "utf8")) as any;
-    config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: 0 };
-    for (const c of config.static_resources.clusters) {
-      const [host, p] = (endpoints[c.name] as string).split(":");
-      c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
-    }
-    pinVmEnvironment(config, E2E_HOST_ENV);
+    const config = shippedBootstrap("envoy/local/sidecar.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
     sidecar = await startEnvoy({ bin, config, concurrency: 2 });
   });
 

@@ -1,13 +1,9 @@
 // The edge chain cases against a real Envoy running envoy/local/edge.yaml (ports rewritten to loopback
 // port-0 servers). Runs only where ENVOY_BIN (or `envoy` on PATH) exists; otherwise skipped with the reason.
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
-import { pinVmEnvironment } from "../../tools/envoy/bootstrap.js";
+import { shippedBootstrap } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { send, type Reply } from "../../tools/envoy/with-envoy.js";
-import { ROOT } from "../../tools/envoy/resolve.js";
 import { E2E_HOST_ENV, createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 
@@ -28,13 +24,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
     authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
     [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
     const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    const config = parseYaml(readFileSync(join(ROOT, "envoy/local/edge.yaml"), "utf8")) as any;
-    config.static_resources.listeners[0].address.socket_address = { address: "127.0.0.1", port_value: 0 };
-    for (const c of config.static_resources.clusters) {
-      const [host, p] = (endpoints[c.name] as string).split(":");
-      c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address = { address: host, port_value: Number(p) };
-    }
-    pinVmEnvironment(config, E2E_HOST_ENV);
+    const config = shippedBootstrap("envoy/local/edge.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
     envoy = await startEnvoy({ bin, config, concurrency: 4 });
     port = envoy.listenerPort("edge");
   });

@@ -109,7 +109,8 @@ export function httpListener(name: string, httpFilters: readonly Obj[], routes: 
 /**
  * A shipped bootstrap (envoy/local/*.yaml, or the `envoy.yaml` of a ConfigMap) made runnable on this
  * machine: listeners on 127.0.0.1:0, each named cluster pointed at a loopback address (STATIC), wasm
- * paths pointing at the built filters. Clusters not in `endpoints` are left out only if `dropOthers`.
+ * paths pointing at the built filters. A cluster missing from `endpoints` is an error; `vmEnv` pins
+ * the Wasm VMs' environment (pinVmEnvironment).
  */
 export function shippedBootstrap(file: string, endpoints: Readonly<Record<string, string>>, opts: { vmEnv?: Readonly<Record<string, string>> } = {}): Obj {
   const text = readFileSync(join(ROOT, file), "utf8");
