@@ -11,7 +11,7 @@ import { MemoryRevocationStore } from "../../authz-server/src/credentials/revoca
 import { loadPolicyFile } from "../../authz-server/src/policy/load-policy.js";
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
 import { newKey, signJwt } from "../../tools/testing/tokens.js";
-import { PATH_CASES } from "./canonical-path.test.js";
+import { PATH_CASES } from "../fixtures/canonical-paths.js";
 
 const POLICY = `
 apiVersion: meshward.io/v1

@@ -97,6 +97,8 @@ describe("the repository stands alone", function () {
           to === "fixtures" && from.startsWith("test/") ||
           !["product", "tools", "fixtures"].includes(to) && !to.startsWith("test/");
         if (!allowed) broken.push(`${f} (${from}) imports ${target} (${to})`);
+        // A test file is a suite, never a library, even for its own folder: shared tables live in fixtures.
+        else if (/\.test\.[jt]s$/.test(target)) broken.push(`${f} imports the suite ${target}`);
       }
     }
     assert.deepEqual(broken, []);
