@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { BUNDLE_FILES } from "../../tools/image/bundle.js";
 
 const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 const read = (p: string): string => readFileSync(repo(p), "utf8");
@@ -52,23 +53,27 @@ function assertNonRootUser(stage: Instruction[]): void {
 }
 
 describe("container images (textual checks)", function () {
-  it("authz-server: multi-stage, production deps only, non-root, copies files that exist, runs the built entry point", function () {
+  it("authz-server: multi-stage, the runtime stage holds the bundle alone (no npm, no node_modules, no sources), non-root", function () {
     const all = instructions("envoy/k8s/Dockerfile.authz-server");
     assert.ok(all.filter((i) => i.op === "FROM").length >= 2, "multi-stage");
+    const build = all.slice(0, all.length - lastStage(all).length);
+    assert.ok(build.some((i) => i.op === "RUN" && /^npm run build:bundle$/.test(i.args)), "the build stage runs npm run build:bundle");
+    const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+    assert.match(scripts["build:bundle"] ?? "", /npm run build:server && node authz-server\/bundle\.mjs$/);
     const runtime = lastStage(all);
-    assert.ok(runtime.some((i) => i.op === "RUN" && /npm ci\b.*--omit=dev/.test(i.args)), "npm ci --omit=dev in the runtime stage");
-    assert.ok(!runtime.some((i) => i.op === "COPY" && /\bauthz-server\/src\b/.test(i.args)), "no sources in the runtime image");
+    assert.ok(!runtime.some((i) => i.op === "RUN"), "nothing runs in the runtime stage (no npm ci)");
+    const copies = runtime.filter((i) => i.op === "COPY");
+    assert.deepEqual(copies.map((c) => c.args), ["--from=build /src/authz-server/bundle/ ./"], "the runtime stage copies the bundle folder and nothing else");
     assertNonRootUser(runtime);
     for (const c of all.filter((i) => i.op === "COPY" && !i.args.includes("--from"))) {
       for (const src of copySources(c)) assert.ok(existsSync(repo(src)), `COPY source ${src} exists`);
     }
+    assert.equal(runtime.find((i) => i.op === "WORKDIR")?.args, "/app");
     const entry = runtime.find((i) => i.op === "ENTRYPOINT");
     assert.ok(entry);
-    const main = (JSON.parse(entry.args) as string[]).find((a) => a.endsWith(".js"));
-    assert.equal(main, "authz-server/dist/main.js");
-    assert.ok(existsSync(repo("authz-server/src/main.ts")), "dist/main.js is built from src/main.ts");
-    const tsconfig = JSON.parse(read("authz-server/tsconfig.json")) as { compilerOptions: { outDir: string; rootDir: string } };
-    assert.deepEqual([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ["src", "dist"]);
+    assert.deepEqual(JSON.parse(entry.args), ["node", "/app/authz-server.mjs"]);
+    assert.ok(BUNDLE_FILES.includes("authz-server.mjs"), "the entry point is the module authz-server/bundle.mjs writes");
+    assert.match(read("authz-server/bundle.mjs"), /outfile: join\(outdir, "authz-server\.mjs"\)/);
   });
 
   it("authz-server: both stages on one NODE_IMAGE argument defaulting to the current Node LTS, which package.json engines admits", function () {

@@ -1,13 +1,15 @@
-// `npm run smoke:lts`: the built server on the current Node LTS (the `node` npm package, via npx) from a
-// production install (`npm ci --omit=dev` into a temp copy, so no devDependency is on hand): start,
-// /readyz, one Check, SIGTERM, exit 0. Bounded: every step has a deadline, the whole run 240 s.
+// `npm run smoke:lts`: the image's content on the current Node LTS (the `node` npm package, via npx): the
+// esbuild bundle (authz-server/bundle/, as envoy/k8s/Dockerfile.authz-server copies it) in a temp folder
+// with no node_modules in reach: start, /readyz, one Check, SIGTERM, exit 0. Bounded: every step has a
+// deadline, the whole run 240 s.
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
+import { BUNDLE_FILES, nodeModulesOnPath } from "../image/bundle.js";
 
 /** The current LTS line on 2026-12-04 (Node 26 entered Active LTS in October 2026). */
 export const LTS_NODE = process.env.MESHWARD_LTS_NODE ?? "node@26";
@@ -24,21 +26,23 @@ function step(name: string): void {
 const dir = mkdtempSync(join(tmpdir(), "meshward-smoke-"));
 let child: ReturnType<typeof spawn> | undefined;
 try {
-  step(`production install into a temp copy (npm ci --omit=dev)`);
-  for (const f of ["package.json", "package-lock.json"]) cpSync(join(ROOT, f), join(dir, f));
-  cpSync(join(ROOT, "authz-server/dist"), join(dir, "authz-server/dist"), { recursive: true });
+  step("the image's content (authz-server/bundle/) into a temp folder, no node_modules");
+  for (const f of BUNDLE_FILES) {
+    const from = join(ROOT, "authz-server/bundle", f);
+    if (!existsSync(from)) throw new Error(`${from} is missing: run npm run build:bundle`);
+    cpSync(from, join(dir, f));
+  }
   cpSync(join(ROOT, "examples"), join(dir, "examples"), { recursive: true });
-  const ci = spawnSync("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, encoding: "utf8", timeout: 180_000 });
-  if (ci.status !== 0) throw new Error(`npm ci failed: ${ci.stderr}`);
-
   // The binary itself (not npx) runs the server, so SIGTERM reaches it.
   const probe = spawnSync("npx", ["-y", "-p", LTS_NODE, "node", "-p", "process.execPath + ' ' + process.version"], { cwd: dir, encoding: "utf8", timeout: 120_000 });
   const [nodeBin, version] = probe.stdout.trim().split(" ");
   if (probe.status !== 0 || !nodeBin || !version) throw new Error(`cannot get ${LTS_NODE}: ${probe.stderr}`);
+  const reachable = nodeModulesOnPath(dir);
+  if (reachable.length > 0) throw new Error(`node_modules in reach of the bundle: ${reachable.join(", ")}`);
   step(`start authz-server on ${LTS_NODE} (${version})`);
-  child = spawn(nodeBin, ["authz-server/dist/main.js", "--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], {
+  child = spawn(nodeBin, ["authz-server.mjs", "--policy", "examples/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], {
     cwd: dir,
-    env: { ...process.env, MESHWARD_POLICY: "", MESHWARD_REDIS: "", OTEL_EXPORTER_OTLP_ENDPOINT: "" },
+    env: { ...process.env, MESHWARD_POLICY: "", MESHWARD_REDIS: "", OTEL_EXPORTER_OTLP_ENDPOINT: "", NODE_PATH: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -1,5 +1,5 @@
-// Runs the real entry point (authz-server/src/main.ts through tsx, so it tests the current source)
-// as a child process on free loopback ports, capturing every byte of stdout and stderr.
+// Runs the real entry point (authz-server/src/main.ts through tsx, so it tests the current source, or a
+// built entry such as the image bundle) as a child process on free loopback ports, capturing all output.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./ports.js";
@@ -21,14 +21,26 @@ export interface MainProcess {
   stop(graceMs?: number): Promise<number | string>;
 }
 
-export async function startMain(opts: { policy: string; args?: string[]; env?: Record<string, string>; admin?: boolean; startTimeoutMs?: number }): Promise<MainProcess> {
+export interface StartMainOptions {
+  readonly policy: string;
+  readonly args?: string[];
+  readonly env?: Record<string, string>;
+  readonly admin?: boolean;
+  readonly startTimeoutMs?: number;
+  /** A built entry module to run with plain node instead of src/main.ts through tsx (the image bundle). */
+  readonly script?: string;
+  /** Working directory (default: the repository root). */
+  readonly cwd?: string;
+}
+
+export async function startMain(opts: StartMainOptions): Promise<MainProcess> {
   const grpcPort = await freePort();
   const httpPort = await freePort();
   const adminPort = opts.admin ? await freePort() : undefined;
-  const args = ["--import", "tsx", MAIN, "--policy", opts.policy, "--grpc-addr", `127.0.0.1:${grpcPort}`, "--http-addr", `127.0.0.1:${httpPort}`, ...(adminPort ? ["--admin-addr", `127.0.0.1:${adminPort}`] : []), ...(opts.args ?? [])];
+  const args = [...(opts.script ? [opts.script] : ["--import", "tsx", MAIN]), "--policy", opts.policy, "--grpc-addr", `127.0.0.1:${grpcPort}`, "--http-addr", `127.0.0.1:${httpPort}`, ...(adminPort ? ["--admin-addr", `127.0.0.1:${adminPort}`] : []), ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   for (const k of ["MESHWARD_POLICY", "MESHWARD_REDIS", "MESHWARD_ADMIN_ADDR", "MESHWARD_ADMIN_TOKEN"]) if (!opts.env?.[k]) delete env[k];
-  const child = spawn(process.execPath, args, { cwd: repo, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, args, { cwd: opts.cwd ?? repo, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (c: Buffer) => (out += c.toString("utf8")));
   child.stderr!.on("data", (c: Buffer) => (out += c.toString("utf8")));

@@ -64,8 +64,12 @@ function usageLine(f: FlagSpec): string {
 
 export const USAGE = `usage: authz-server --policy PATH [flags]\n${FLAGS.map(usageLine).join("\n")}`;
 
-/** The package version (package.json sits three levels above both src/cli and dist/cli). */
+/** Defined by the image bundle (authz-server/bundle.mjs), which has no package.json beside it. */
+declare const MESHWARD_VERSION: string | undefined;
+
+/** The package version: the bundle's, or package.json's (three levels above both src/cli and dist/cli). */
 export function version(): string {
+  if (typeof MESHWARD_VERSION === "string") return MESHWARD_VERSION;
   return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
