@@ -9,11 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { Redis } from "ioredis";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 import { BUNDLE_FILES, bundleServer, nodeModulesOnPath } from "../../tools/image/bundle.js";
 import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../../tools/testing/otlp-receiver.js";
+import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const POLICY = `apiVersion: meshward.io/v1
@@ -21,6 +23,8 @@ kind: AuthzPolicy
 spec:
   rules:
     - { name: public, match: { paths: ["/public/**"] }, allow: anonymous }
+  rateLimits:
+    - { domain: edge, name: per-user, capacity: 10, refillPerSecond: 0 }
 `;
 
 /** GET /metrics on a new connection each time, so the cluster primary may hand it to either worker. */
@@ -139,6 +143,33 @@ describe("the image's bundle (authz-server/bundle.mjs) runs alone", function () 
 
     it("stops with exit code 0 on SIGTERM", async function () {
       assert.equal(await main.stop(), 0, main.output());
+    });
+  });
+  describe("with Redis (ioredis in the bundle)", function () {
+    let redis: RedisProcess;
+    let main: MainProcess;
+
+    before(async function () {
+      requireRedis(this);
+      redis = await startRedis();
+      main = await startMain({ script: "authz-server.mjs", cwd: app, policy: "policy.yaml", env: { MESHWARD_REDIS: redis.url, NODE_PATH: "" } });
+    });
+    after(async () => {
+      await main?.stop();
+      await redis?.stop();
+    });
+
+    it("leases quota from buckets kept in Redis", async function () {
+      const lease = async (want: number) => JSON.parse((await main.http("/v1/quota/lease", { method: "POST", body: JSON.stringify({ domain: "edge", limit: "per-user", key: "alice", want }) })).text) as { granted: number };
+      assert.equal((await lease(4)).granted, 4);
+      assert.equal((await lease(10)).granted, 6, "the second lease gets what the first left");
+      const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await client.connect();
+        assert.ok((await client.dbsize()) > 0, "the bucket lives in Redis");
+      } finally {
+        client.disconnect();
+      }
     });
   });
 });
