@@ -1,7 +1,7 @@
-// Kubernetes and Istio manifests against the JSON schemas shipped in schemas/ (kubeconform-strict
-// Kubernetes schemas; Istio CRD schemas closed the way `kubectl apply` field validation treats them).
+// Kubernetes, Istio and Gateway API manifests against the JSON schemas shipped in schemas/ (kubeconform-strict
+// Kubernetes schemas; Istio and Gateway API CRD schemas closed the way `kubectl apply` field validation treats them).
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { ajvErrorPath, ajvMessage, type Problem } from "./problem.js";
@@ -139,11 +139,13 @@ export class ManifestValidator {
     if (this.schemasDir === undefined) return undefined;
     const [group, version] = k.apiVersion.includes("/") ? (k.apiVersion.split("/") as [string, string]) : ["", k.apiVersion];
     const kind = k.kind.toLowerCase();
-    if (group.endsWith("istio.io")) {
-      const dir = join(this.schemasDir, "istio");
+    // CRD schemas: Istio's, and the Kubernetes Gateway API's (gateway.networking.k8s.io).
+    const crdDir = group.endsWith("istio.io") ? "istio" : group === "gateway.networking.k8s.io" ? "gateway-api" : undefined;
+    if (crdDir !== undefined) {
+      const dir = join(this.schemasDir, crdDir);
       const exact = join(dir, `${kind}.${group}.${version}.json`);
       if (existsSync(exact)) return exact;
-      // Served versions of one Istio kind share a schema (e.g. VirtualService v1beta1 = v1).
+      // Served versions of one kind share a schema (e.g. VirtualService v1beta1 = v1, HTTPRoute v1beta1 = v1).
       const other = existsSync(dir) ? readdirSync(dir).find((f) => f.startsWith(`${kind}.${group}.`) && f.endsWith(".json")) : undefined;
       return other === undefined ? undefined : join(dir, other);
     }
@@ -176,12 +178,13 @@ export class ManifestValidator {
     if (file === undefined) return null;
     const schema = JSON.parse(readFileSync(file, "utf8")) as Schema;
     delete schema["$schema"];
-    return this.ajv.compile(file.includes(`${"/"}istio${"/"}`) ? closeCrdSchema(schema) : schema);
+    // kubeconform's Kubernetes schemas are closed already; CRD schemas (istio/, gateway-api/) are not.
+    return this.ajv.compile(basename(dirname(file)) === "k8s" ? schema : closeCrdSchema(schema));
   }
 }
 
 /**
- * Istio CRD schemas leave objects open; the API server prunes unknown fields and `kubectl apply`
+ * CRD schemas (Istio, Gateway API) leave objects open; the API server prunes unknown fields and `kubectl apply`
  * (field validation Strict) rejects them. Close every object that lists properties and does not
  * preserve unknown fields, and describe the envelope (apiVersion, kind, metadata) at the root.
  */
