@@ -45,25 +45,44 @@ describe("Kubernetes and Istio manifests", function () {
           assert.ok(v.schemaFile(doc), `${file}: no schema for ${doc.apiVersion} ${doc.kind}`);
         }
       }
-      for (const k of ["WasmPlugin", "TrafficExtension", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
+      for (const k of ["WasmPlugin", "TrafficExtension", "AuthorizationPolicy", "DestinationRule", "VirtualService", "Gateway", "HTTPRoute", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ConfigMap"]) {
         assert.ok(kinds.has(k), `no shipped ${k}`);
       }
     });
 
-    it("each TrafficExtension (Istio 1.30+) is its WasmPlugin with the module fields under spec.wasm, nothing else changed", function () {
+    it("each TrafficExtension (Istio 1.30+) is its WasmPlugin with the module fields under spec.wasm, nothing else changed (selector and Gateway API forms)", function () {
       const read = (file: string) => parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS() as { kind: string; metadata: object; spec: Record<string, unknown> });
-      for (const filter of ["header-router", "rate-limit"]) {
-        const plugins = read(repo(`envoy/istio/wasmplugin-${filter}.yaml`));
-        const extensions = read(repo(`envoy/istio/traffic-extension/trafficextension-${filter}.yaml`));
-        assert.equal(extensions.length, plugins.length);
-        plugins.forEach((wp, i) => {
-          const te = extensions[i]!;
-          assert.equal(te.kind, "TrafficExtension");
-          assert.deepEqual(te.metadata, wp.metadata);
-          const { selector, match, phase, priority, ...module } = wp.spec;
-          assert.deepEqual(te.spec, { ...(selector ? { selector } : {}), ...(match ? { match } : {}), phase, priority, wasm: { type: "HTTP", ...module } });
-        });
+      for (const dir of ["envoy/istio", "envoy/istio/gateway-api"]) {
+        for (const filter of ["header-router", "rate-limit"]) {
+          const plugins = read(repo(`${dir}/wasmplugin-${filter}.yaml`));
+          const extensions = read(repo(`${dir}/traffic-extension/trafficextension-${filter}.yaml`));
+          assert.equal(extensions.length, plugins.length);
+          plugins.forEach((wp, i) => {
+            const te = extensions[i]!;
+            assert.equal(te.kind, "TrafficExtension");
+            assert.deepEqual(te.metadata, wp.metadata);
+            const { selector, targetRefs, match, phase, priority, ...module } = wp.spec;
+            assert.deepEqual(te.spec, { ...(selector ? { selector } : {}), ...(targetRefs ? { targetRefs } : {}), ...(match ? { match } : {}), phase, priority, wasm: { type: "HTTP", ...module } });
+          });
+        }
       }
+    });
+
+    it("the Gateway API flavour attaches every filter and the CUSTOM policy to the Gateway with targetRefs, and routes every header-router choice with an HTTPRoute", function () {
+      const dir = repo("envoy/istio/gateway-api");
+      const docs = manifestFiles(dir).flatMap((f) => parseAllDocuments(readFileSync(f, "utf8")).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> }));
+      const attached = docs.filter((d) => ["WasmPlugin", "TrafficExtension", "AuthorizationPolicy"].includes(d.kind));
+      assert.equal(attached.length, 7, "3 WasmPlugins, 3 TrafficExtensions, 1 AuthorizationPolicy");
+      for (const d of attached) {
+        assert.equal(d.spec["selector"], undefined);
+        assert.deepEqual(d.spec["targetRefs"], [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "api" }]);
+      }
+      assert.ok(docs.some((d) => d.kind === "AuthorizationPolicy" && d.spec["action"] === "CUSTOM" && (d.spec["provider"] as { name: string }).name === "meshward-authz"));
+      assert.deepEqual(docs.filter((d) => d.kind === "Gateway" || d.kind === "HTTPRoute").map((d) => d.kind).sort(), ["Gateway", "HTTPRoute"]);
+      // Checked alone, with the mesh config that declares the provider: no errors, every kind known.
+      const problems = checkPaths([dir, repo("envoy/istio/mesh-config.yaml")], { schemasDir: SCHEMAS }).problems;
+      assert.deepEqual(problems.filter(isError).map((p) => formatProblem(p)), []);
+      assert.ok(!problems.some((p) => p.code === "ERR_MANIFEST_NO_SCHEMA"), "every kind here has a schema");
     });
 
     it("a TrafficExtension gets the same plugin-configuration check as a WasmPlugin, at spec.wasm", function () {
@@ -97,6 +116,8 @@ describe("Kubernetes and Istio manifests", function () {
       ["a WasmPlugin phase Istio does not define", "wasmplugin-bad-phase.yaml", 'wasmplugin-bad-phase.yaml: spec.phase: must be one of "UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"'],
       ["an unknown field in a WasmPlugin spec (closed as kubectl's strict field validation does)", "wasmplugin-unknown-field.yaml", "wasmplugin-unknown-field.yaml: spec.failOpen: unknown key"],
       ["an unknown field in a kustomize Component", "component-unknown-field.yaml", "component-unknown-field.yaml: patchesJSON6902: unknown key"],
+      ["an unknown field in a Gateway API HTTPRoute rule (closed as kubectl's strict field validation does)", "httproute-unknown-field.yaml", "httproute-unknown-field.yaml: spec.rules[0].timeout: unknown key"],
+      ["a Gateway API listener TLS mode the CRD does not define", "gateway-bad-tls-mode.yaml", 'gateway-bad-tls-mode.yaml: spec.listeners[0].tls.mode: must be one of "Terminate", "Passthrough"'],
     ];
     for (const [spec, file, message] of cases) {
       it(`rejects ${spec}`, function () {
@@ -128,6 +149,12 @@ describe("Kubernetes and Istio manifests", function () {
       ["a kustomization resource that does not exist", "kustomization-missing", "kustomization.yaml: resources[1]: resource deployment.yaml does not exist"],
       ["mesh path normalisation that lets //admin past path rules", "path-normalization", "mesh-config.yaml: spec.meshConfig.pathNormalization.normalization: pathNormalization NONE lets //admin or /a/..;/admin past path rules; use DECODE_AND_MERGE_SLASHES (or MERGE_SLASHES)"],
       ["a kustomization component that does not exist", "component-missing", "kustomization.yaml: components[0]: component ../no-such-component does not exist"],
+      ["targetRefs naming a kind Istio does not attach to", "target-ref-kind", 'wasmplugin.yaml: spec.targetRefs[0]: Istio attaches to a Gateway or GatewayClass (group gateway.networking.k8s.io), Service (group ""), ServiceEntry (group networking.istio.io), not to Deployment of group "apps"'],
+      ["targetRefs naming an Istio Gateway instead of a Gateway API one", "target-ref-istio-gateway", 'authorizationpolicy.yaml: spec.targetRefs[0]: Istio attaches to a Gateway or GatewayClass (group gateway.networking.k8s.io), Service (group ""), ServiceEntry (group networking.istio.io), not to Gateway of group "networking.istio.io"; an Istio Gateway is selected by labels (spec.selector), a Gateway API one is group gateway.networking.k8s.io'],
+      ["targetRefs naming a Gateway that is not among the checked ones", "target-unknown", "authorizationpolicy.yaml: spec.targetRefs[0]: Gateway istio-ingress/apii is not among the checked Gateway API Gateways (istio-ingress/api)"],
+      ["selector and targetRefs on one WasmPlugin", "target-and-selector", "wasmplugin.yaml: spec.selector: selector and targetRefs are both set; Istio accepts at most one of them"],
+      ["a header-router route no HTTPRoute of the Gateway it is attached to matches", "httproute-not-matched", 'wasmplugin.yaml: spec.pluginConfig: header-router route "v2" has no HTTPRoute rule of Gateway istio-ingress/api matching header x-route: Exact v2'],
+      ["an HTTPRoute parentRef to a Gateway that is not among the checked ones", "parent-unknown", "httproute.yaml: spec.parentRefs[0]: Gateway istio-ingress/web is not among the checked Gateway API Gateways (istio-ingress/api)"],
       ["a global rate limit the policy does not define", "global-limit-unknown", 'wasmplugin.yaml: spec.pluginConfig.limits[0]: global limit "per-user" of domain "edge" is not in any checked policy\'s spec.rateLimits (leases would answer 404)'],
     ];
     for (const [spec, dir, message] of cases) {

@@ -1,5 +1,6 @@
 // Checks across manifests that no schema can do: CUSTOM providers exist in the mesh config, plugin
-// configurations are valid, routes exist for every header-router choice, ports agree end to end.
+// configurations are valid, routes exist for every header-router choice, ports agree end to end,
+// targetRefs and parentRefs name what Istio can attach to.
 import { existsSync } from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -100,6 +101,51 @@ function findService(docs: readonly ManifestDoc[], host: string): ManifestDoc | 
 function selects(selector: unknown, labels: unknown): boolean {
   if (!isObj(selector) || !isObj(labels) || Object.keys(selector).length === 0) return false;
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+const GATEWAY_API = "gateway.networking.k8s.io";
+
+/**
+ * What Istio attaches a policy or an extension to with targetRefs (istio.io/api PolicyTargetReference):
+ * a Gateway API Gateway (same namespace) or GatewayClass (root namespace), a Service (waypoints) or a ServiceEntry.
+ */
+const ATTACHABLE: readonly (readonly [group: string, kind: string])[] = [[GATEWAY_API, "Gateway"], [GATEWAY_API, "GatewayClass"], ["", "Service"], ["core", "Service"], ["networking.istio.io", "ServiceEntry"]];
+const ATTACHABLE_TEXT = `Gateway or GatewayClass (group ${GATEWAY_API}), Service (group ""), ServiceEntry (group networking.istio.io)`;
+
+/** A reference to a Gateway API Gateway (targetRefs entry or HTTPRoute parentRef) as "namespace/name". */
+function gatewayKey(ref: unknown, defaultNamespace: string, defaultGroup = GATEWAY_API, defaultKind = "Gateway"): string | undefined {
+  if ((str(get(ref, "group")) ?? defaultGroup) !== GATEWAY_API || (str(get(ref, "kind")) ?? defaultKind) !== "Gateway") return undefined;
+  return `${str(get(ref, "namespace")) ?? defaultNamespace}/${String(get(ref, "name"))}`;
+}
+
+/** The targetRef and targetRefs entries of an Istio resource, with their paths. */
+function targetRefsOf(m: ManifestDoc): { ref: unknown; path: string }[] {
+  const single = get(m.doc, "spec", "targetRef");
+  return [...(single === undefined ? [] : [{ ref: single, path: "spec.targetRef" }]), ...arr(get(m.doc, "spec", "targetRefs")).map((ref, i) => ({ ref, path: `spec.targetRefs[${i}]` }))];
+}
+
+/** Header values (exact) each HTTPRoute attached to a Gateway ("namespace/name") matches, by header name. */
+function httpRouteMatches(docs: readonly ManifestDoc[]): Map<string, Map<string, Set<string>>> {
+  const byGateway = new Map<string, Map<string, Set<string>>>();
+  for (const route of docs.filter((d) => kindIs(d, "HTTPRoute", GATEWAY_API))) {
+    for (const parent of arr(get(route.doc, "spec", "parentRefs"))) {
+      const gateway = gatewayKey(parent, ns(route));
+      if (gateway === undefined) continue;
+      const headers = byGateway.get(gateway) ?? new Map<string, Set<string>>();
+      byGateway.set(gateway, headers);
+      for (const rule of arr(get(route.doc, "spec", "rules"))) {
+        for (const match of arr(get(rule, "matches"))) {
+          for (const h of arr(get(match, "headers"))) {
+            const value = str(get(h, "value"));
+            if ((str(get(h, "type")) ?? "Exact") !== "Exact" || value === undefined) continue;
+            const name = String(get(h, "name")).toLowerCase();
+            headers.set(name, (headers.get(name) ?? new Set<string>()).add(value));
+          }
+        }
+      }
+    }
+  }
+  return byGateway;
 }
 
 export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
@@ -217,6 +263,35 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     problem(dr, "spec.host", "ERR_CROSS_SERVICE_UNKNOWN", `host "${host}" does not name a checked Service in that namespace`);
   }
 
+  // targetRefs (Istio policies and extensions) and HTTPRoute parentRefs → a kind Istio attaches to, and a checked Gateway.
+  const gateways = new Set(docs.filter((d) => kindIs(d, "Gateway", GATEWAY_API)).map((d) => `${ns(d)}/${name(d)}`));
+  const knownGateway = (m: ManifestDoc, path: string, key: string | undefined): void => {
+    if (key === undefined || gateways.size === 0 || gateways.has(key)) return;
+    problem(m, path, "ERR_CROSS_TARGET_UNKNOWN", `Gateway ${key} is not among the checked Gateway API Gateways (${[...gateways].sort().join(", ")})`);
+  };
+  for (const m of docs.filter((d) => String(d.doc["apiVersion"]).split("/")[0]?.endsWith("istio.io"))) {
+    const refs = targetRefsOf(m);
+    if (refs.length > 0 && get(m.doc, "spec", "selector") !== undefined) {
+      problem(m, "spec.selector", "ERR_CROSS_TARGET_REF", "selector and targetRefs are both set; Istio accepts at most one of them");
+    }
+    for (const { ref, path } of refs) {
+      const group = str(get(ref, "group")) ?? "";
+      const kind = String(get(ref, "kind"));
+      const namespace = str(get(ref, "namespace"));
+      if (!ATTACHABLE.some(([g, k]) => g === group && k === kind)) {
+        const hint = kind === "Gateway" ? `; an Istio Gateway is selected by labels (spec.selector), a Gateway API one is group ${GATEWAY_API}` : "";
+        problem(m, path, "ERR_CROSS_TARGET_REF", `Istio attaches to a ${ATTACHABLE_TEXT}, not to ${kind} of group ${JSON.stringify(group)}${hint}`);
+      } else if (namespace !== undefined && namespace !== "" && namespace !== ns(m)) {
+        problem(m, `${path}.namespace`, "ERR_CROSS_TARGET_REF", `targets in another namespace (${namespace}) are not supported: put the ${m.doc["kind"] as string} in namespace ${namespace}`);
+      } else {
+        knownGateway(m, path, gatewayKey(ref, ns(m), "", ""));
+      }
+    }
+  }
+  for (const route of docs.filter((d) => kindIs(d, "HTTPRoute", GATEWAY_API))) {
+    arr(get(route.doc, "spec", "parentRefs")).forEach((parent, i) => knownGateway(route, `spec.parentRefs[${i}]`, gatewayKey(parent, ns(route))));
+  }
+
   // WasmPlugin / TrafficExtension: our plugin configurations, phases, and routes for every header-router choice.
   const routeMatches = new Map<string, Set<string>>();
   for (const vs of docs.filter((d) => kindIs(d, "VirtualService", "networking.istio.io"))) {
@@ -235,6 +310,7 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     }
   }
   const haveVirtualServices = docs.some((d) => kindIs(d, "VirtualService", "networking.istio.io"));
+  const routesByGateway = httpRouteMatches(docs);
   // WasmPlugin keeps the module fields in spec; TrafficExtension (Istio 1.30+) in spec.wasm.
   const wasmExtensions = [
     ...docs.filter((d) => kindIs(d, "WasmPlugin", "extensions.istio.io")).map((d) => ({ wp: d, w: "spec", module: get(d.doc, "spec") })),
@@ -255,7 +331,17 @@ export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
     if (plugin === "header-router" && get(module, "failStrategy") === "FAIL_OPEN") {
       problem(wp, `${w}.failStrategy`, "ERR_CROSS_ROUTER_FAIL_OPEN", "header-router with FAIL_OPEN: if the module fails, a client-sent route header picks the route", "warning");
     }
-    if (plugin === "header-router" && result.config && haveVirtualServices) {
+    const attachedTo = targetRefsOf(wp).map(({ ref }) => gatewayKey(ref, ns(wp), "", "")).filter((g) => g !== undefined);
+    if (plugin === "header-router" && result.config && attachedTo.length > 0 && routesByGateway.size > 0) {
+      // Attached to a Gateway API Gateway: the HTTPRoutes of that Gateway route on its header.
+      const header = String(result.config["routeHeader"]).toLowerCase();
+      for (const gateway of attachedTo) {
+        const matched = routesByGateway.get(gateway)?.get(header) ?? new Set<string>();
+        for (const r of routerRoutes(result.config)) {
+          if (!matched.has(r)) problem(wp, `${w}.pluginConfig`, "ERR_ROUTE_NOT_MATCHED", `header-router route "${r}" has no HTTPRoute rule of Gateway ${gateway} matching header ${header}: Exact ${r}`);
+        }
+      }
+    } else if (plugin === "header-router" && result.config && haveVirtualServices) {
       const header = String(result.config["routeHeader"]).toLowerCase();
       const matched = routeMatches.get(header) ?? new Set<string>();
       for (const r of routerRoutes(result.config)) {

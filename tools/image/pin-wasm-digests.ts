@@ -1,6 +1,7 @@
 // `npm run pin-wasm-digests`: after the wasm images are pushed, reads each image's digest from the
 // registry (`docker buildx imagetools inspect`) and writes it into spec.sha256 of the WasmPlugins that
-// pull it (envoy/istio/wasmplugin-*.yaml) and of the TrafficExtensions (envoy/istio/traffic-extension/).
+// pull it (envoy/istio/wasmplugin-*.yaml) and of the TrafficExtensions (envoy/istio/traffic-extension/), and
+// the same in their Gateway API flavour (envoy/istio/gateway-api/).
 // Istio checks a pulled OCI image against this manifest digest.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -45,7 +46,8 @@ function registryDigest(image: string): string {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const inDir = (dir: string, pattern: RegExp) => readdirSync(dir).filter((f) => pattern.test(f)).map((f) => join(dir, f));
-  const files = [...inDir(ISTIO_DIR, /^wasmplugin-.*\.yaml$/), ...inDir(join(ISTIO_DIR, "traffic-extension"), /^trafficextension-.*\.yaml$/)];
+  // The selector-based files and their Gateway API (targetRefs) flavour in gateway-api/.
+  const files = ["", "gateway-api"].flatMap((d) => [...inDir(join(ISTIO_DIR, d), /^wasmplugin-.*\.yaml$/), ...inDir(join(ISTIO_DIR, d, "traffic-extension"), /^trafficextension-.*\.yaml$/)]);
   const images = [...new Set(files.flatMap((f) => wasmImages(readFileSync(f, "utf8"))))];
   const digests = new Map(images.map((i) => [i, registryDigest(i)] as const));
   for (const f of files) writeFileSync(f, pinDigests(readFileSync(f, "utf8"), digests));
