@@ -15,17 +15,14 @@ import { BUNDLE_FILES, bundleServer, nodeModulesOnPath } from "../../tools/image
 import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../../tools/testing/otlp-receiver.js";
+import { policyYaml } from "../../tools/testing/policy.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
-const POLICY = `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  rules:
-    - { name: public, match: { paths: ["/public/**"] }, allow: anonymous }
-  rateLimits:
-    - { domain: edge, name: per-user, capacity: 10, refillPerSecond: 0 }
-`;
+const POLICY = policyYaml({
+  rules: [{ name: "public", match: { paths: ["/public/**"] }, allow: "anonymous" }],
+  rateLimits: [{ domain: "edge", name: "per-user", capacity: 10, refillPerSecond: 0 }],
+});
 
 /** GET /metrics on a new connection each time, so the cluster primary may hand it to either worker. */
 function scrape(port: number): Promise<string> {
