@@ -3,7 +3,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "filters/**", "test/fixtures/wasm/**", ".envoy/**", "tools/bench/results/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "authz-server/bundle/**", "filters/**", "test/fixtures/wasm/**", ".envoy/**", "tools/bench/results/**"] },
   {
     files: ["authz-server/src/**/*.ts", "tools/**/*.ts", "test/**/*.ts"],
     languageOptions: { parser: tseslint.parser, parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
