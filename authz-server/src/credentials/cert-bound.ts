@@ -39,20 +39,20 @@ export function createCertBoundCheck(opts: { readonly now?: () => number; readon
       if (cnf === undefined || cnf === null || typeof cnf !== "object" || !Object.hasOwn(cnf, "x5t#S256")) return Promise.resolve();
       const bound = (cnf as Record<string, unknown>)["x5t#S256"];
       if (typeof bound !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(bound)) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MALFORMED", "token_malformed", "cnf x5t#S256 is not a base64url SHA-256 thumbprint"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MALFORMED", "cnf x5t#S256 is not a base64url SHA-256 thumbprint"));
       }
       const encoded = attrs.source.certificate;
       if (!encoded) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_NO_CERTIFICATE", "certificate_required", "token is bound to a client certificate (cnf x5t#S256) and the request presented none"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_NO_CERTIFICATE", "token is bound to a client certificate (cnf x5t#S256) and the request presented none"));
       }
       const actual = encoded.length <= MAX_CERT_CHARS ? thumbprintOf(encoded) : null;
       if (actual === null) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_BAD_CERTIFICATE", "certificate_mismatch", "the client certificate could not be parsed"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_BAD_CERTIFICATE", "the client certificate could not be parsed"));
       }
       const a = Buffer.from(actual);
       const b = Buffer.from(bound);
       if (a.length !== b.length || !timingSafeEqual(a, b)) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MISMATCH", "certificate_mismatch", "the client certificate does not match the token's cnf x5t#S256"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MISMATCH", "the client certificate does not match the token's cnf x5t#S256"));
       }
       return Promise.resolve();
     },

@@ -232,11 +232,11 @@ function unwrap(o: Outcome): UserIdentity {
 
 function failure(reason: keyof typeof FAILURES): CredentialInvalid {
   const [code, message] = FAILURES[reason];
-  return new CredentialInvalid(code, reason, message);
+  return new CredentialInvalid(code, message);
 }
 
 function unavailable(provider: string, detail: string, cause?: unknown): AuthzError {
-  return new DependencyUnavailable("ERR_INTROSPECTION_UNAVAILABLE", "introspection_unavailable", `introspection provider ${provider}: ${detail}`, cause === undefined ? undefined : { cause });
+  return new DependencyUnavailable("ERR_INTROSPECTION_UNAVAILABLE", `introspection provider ${provider}: ${detail}`, cause === undefined ? undefined : { cause });
 }
 
 function formEncode(s: string): string {
