@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual, X509Certificate } from "node:crypto";
 import { CredentialInvalid } from "../errors.js";
 import type { Attributes, UserIdentity } from "../model.js";
 import type { CredentialPlugin, IdentityCheck } from "./index.js";
-import { TtlLru } from "./introspection-cache.js";
+import { ExpiringLru } from "./expiring-lru.js";
 
 /** base64url(SHA-256(DER)) of the first certificate in a PEM string (RFC 8705 §3.1). */
 export function certificateThumbprint(pem: string): string {
@@ -19,7 +19,7 @@ const MAX_CERT_CHARS = 64 * 1024;
  */
 export function createCertBoundCheck(opts: { readonly now?: () => number; readonly cacheSize?: number } = {}): IdentityCheck {
   const now = opts.now ?? Date.now;
-  const thumbprints = new TtlLru<string | null>(opts.cacheSize ?? 1024);
+  const thumbprints = new ExpiringLru<string | null>(opts.cacheSize ?? 1024);
   const thumbprintOf = (encoded: string): string | null => {
     const cached = thumbprints.get(encoded, now());
     if (cached !== undefined) return cached;
@@ -29,7 +29,7 @@ export function createCertBoundCheck(opts: { readonly now?: () => number; readon
     } catch {
       t = null;
     }
-    thumbprints.set(encoded, t, 10 * 60_000, now());
+    thumbprints.set(encoded, t, now() + 10 * 60_000);
     return t;
   };
   return {
