@@ -1,5 +1,8 @@
 // Policy documents for tests and benches: the providers (and any other spec members) as data,
 // rendered as the YAML the server loads, followed by rules written as YAML where that reads better.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { stringify } from "yaml";
 import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
 
@@ -40,4 +43,21 @@ export function demoApiKeys(claimsToHeaders: ReadonlyArray<{ readonly claim: str
     ],
     claimsToHeaders,
   };
+}
+
+export interface PolicyFile {
+  /** The temp folder holding the policy (relative secret files go beside it). */
+  readonly dir: string;
+  /** `<dir>/policy.yaml`. */
+  readonly file: string;
+  /** Deletes the folder. */
+  remove(): void;
+}
+
+/** `text` written as policy.yaml in a fresh temp folder, for suites that start the server on a file. */
+export function writePolicyFile(text: string): PolicyFile {
+  const dir = mkdtempSync(join(tmpdir(), "meshward-policy-"));
+  const file = join(dir, "policy.yaml");
+  writeFileSync(file, text);
+  return { dir, file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
