@@ -63,6 +63,8 @@ export const PROBLEM_CODES = [
   "ERR_CROSS_AUTHZ_SKIPPED",
   "ERR_CROSS_RESOURCE_MISSING",
   "ERR_CROSS_GLOBAL_LIMIT_UNKNOWN",
+  "ERR_CROSS_TARGET_REF",
+  "ERR_CROSS_TARGET_UNKNOWN",
 ] as const satisfies ReadonlyArray<`ERR_${string}` | `WARN_${string}`>;
 
 /** The code of a check-config problem (`ERR_POLICY_INVALID` is the server's own, passed on from its policy loader). */
