@@ -1,6 +1,5 @@
-// The direct Check transport (grpc/unary-fast-path.ts) keeps gRPC's contract on grpc-js's own sessions:
-// deadlines, cancellation, the 4 MiB limit, one message per call, status errors, and streams it does not
-// take (other methods, compressed calls) answered by grpc-js on the same port; then the whole server.
+// The direct Check transport (grpc/unary-fast-path.ts) keeps gRPC's contract on grpc-js's sessions: deadlines,
+// cancellation, the 4 MiB limit, one message per call; what it does not take goes to grpc-js on the same port.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
