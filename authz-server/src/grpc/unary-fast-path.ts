@@ -174,13 +174,8 @@ class DirectCall<Req, Res> {
       this.sendStatus(grpc.status.UNIMPLEMENTED, `Received no request message for server streaming method ${this.method.path}`);
       return;
     }
-    let request: Req;
-    try {
-      request = this.method.deserialize(message);
-    } catch {
-      this.sendStatus(grpc.status.INTERNAL, "Error deserializing request");
-      return;
-    }
+    const request = this.orInternal(this.method.deserialize, message, "Error deserializing request");
+    if (request === undefined) return;
     const headers = this.headers;
     const call: UnaryCall<Req> = {
       request,
@@ -200,13 +195,8 @@ class DirectCall<Req, Res> {
 
   private sendMessage(value: Res): void {
     if (this.cancelled()) return;
-    let body: Buffer;
-    try {
-      body = this.method.serialize(value);
-    } catch {
-      this.sendStatus(grpc.status.INTERNAL, "Error serializing response");
-      return;
-    }
+    const body = this.orInternal(this.method.serialize, value, "Error serializing response");
+    if (body === undefined) return;
     this.finish();
     const frame = Buffer.allocUnsafe(body.length + 5);
     frame[0] = 0;
@@ -216,6 +206,16 @@ class DirectCall<Req, Res> {
     stream.respond(RESPONSE_HEADERS, RESPONSE_OPTIONS);
     stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
     stream.end(frame);
+  }
+
+  /** `convert(input)`, or undefined once INTERNAL (with grpc-js's `details`) is answered because it threw. */
+  private orInternal<I, O>(convert: (input: I) => O, input: I, details: string): O | undefined {
+    try {
+      return convert(input);
+    } catch {
+      this.sendStatus(grpc.status.INTERNAL, details);
+      return undefined;
+    }
   }
 
   /** A trailers-only answer (grpc-js's form for a status without a message); later data is drained. */
