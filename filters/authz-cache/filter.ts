@@ -61,12 +61,30 @@ function count(m: M): void {
   if (<i32>m < metricIds.length) incrementMetric(unchecked(metricIds[<i32>m]), 1);
 }
 
-/** A parsed entry, reused while its slot keeps the same CAS (skips the JSON parse on a hit). */
-class ParsedEntry {
-  constructor(public cas: u32, public directive: Directive) {}
+/**
+ * This VM's copy of entries it served or stored, direct-mapped by key: a decision is valid for its
+ * key until it expires whatever happens to the shared slot later (the epoch is in the key), so a
+ * repeat on this worker needs no shared-data read and no parse. Bounded: L1_SIZE entries.
+ */
+class LocalEntry {
+  key: ArrayBuffer = new ArrayBuffer(32);
+  expiresAtMs: f64 = 0;
+  directive: Directive | null = null;
 }
-const parsedBySlot = new Map<u32, ParsedEntry>();
-const MAX_PARSED = 1024;
+const L1_SIZE = 512;
+const l1 = new StaticArray<LocalEntry>(L1_SIZE);
+for (let i = 0; i < L1_SIZE; i++) l1[i] = new LocalEntry();
+
+function l1Slot(key: usize): LocalEntry {
+  return unchecked(l1[<i32>(load<u32>(key, 8) % <u32>L1_SIZE)]);
+}
+
+function l1Put(key: usize, expiresAtMs: f64, d: Directive): void {
+  const e = l1Slot(key);
+  memory.copy(changetype<usize>(e.key), key, 32);
+  e.expiresAtMs = expiresAtMs;
+  e.directive = d;
+}
 
 /**
  * The cache state shared by every worker, under one key read once per request:
@@ -81,7 +99,11 @@ class StateView {
 }
 const state = new StateView();
 
-/** The published state, or null when there is none (no epoch polled yet). One shared-data read. */
+/**
+ * Reads the published state into this VM's view (one shared-data read); null when there is none yet.
+ * Requests use the view as it stands and re-read only on a miss; each worker's own poll and tick
+ * refresh it, so the view is never older than that worker's last poll (README "Invalidation").
+ */
 function readState(): StateView | null {
   if (getSharedData(STATE_KEY, shared) != HostStatus.Ok) return null;
   if (shared.cas != state.cas || !state.valid) {
@@ -222,6 +244,7 @@ export class AuthzCacheRoot extends RootContext {
   onTick(): void {
     const config = this.config;
     if (config === null) return;
+    readState();
     const now = nowMs();
     // A lost answer must not stop polling: give up on it after the staleness bound.
     if (this.pollInFlight && now - this.pollSentAtMs < config.maxStalenessMs) return;
@@ -247,6 +270,7 @@ export class AuthzCacheRoot extends RootContext {
       if (c <= 0x20 || c >= 0x7f) return;
     }
     publishEpoch(epoch, this.pollSentAtMs);
+    readState();
   }
 }
 
@@ -283,6 +307,13 @@ class AuthzCacheStream extends Context {
     return changetype<AuthzCacheRoot>(this.root_context);
   }
 
+  // The SDK's defaults build and log a debug line (three host calls) on every stream.
+  onLog(): void {}
+  onDone(): bool {
+    return true;
+  }
+  onDelete(): void {}
+
   onRequestHeaders(_headers: u32, _endOfStream: bool): FilterHeadersStatusValues {
     const config = this.root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
@@ -295,16 +326,19 @@ class AuthzCacheStream extends Context {
     if (view.find(NONCE)) removeRequestHeader(NONCE);
 
     const now = nowMs();
-    const st = readState();
-    if (st !== null) {
-      if (now - st.confirmedAtMs <= config.maxStalenessMs) {
-        // Header names and values bytes: the pairs buffer minus its table and NUL terminators.
-        const d = this.lookup(config, st, now, pairs.byteLength - 4 - 10 * view.size);
-        if (d !== null) return this.applyHit(config, d, skipName);
-      } else {
-        count(M.Stale);
-      }
+    // Header names and values bytes: the pairs buffer minus its table and NUL terminators.
+    const pairsBytes = pairs.byteLength - 4 - 10 * view.size;
+    let d: Directive | null = null;
+    if (state.valid) d = this.lookup(config, state, now, pairsBytes);
+    if (d === null) {
+      // Shapes or entries another worker learned, or a newer confirmation: one read, then once more.
+      const cas = state.cas;
+      const valid = state.valid;
+      const st = readState();
+      if (st !== null && (st.cas != cas || !valid)) d = this.lookup(config, st, now, pairsBytes);
     }
+    if (d !== null) return this.applyHit(config, d, skipName);
+    if (state.valid && now - state.confirmedAtMs > config.maxStalenessMs) count(M.Stale);
     count(M.Misses);
     this.state = State.Miss;
     this.original = pairs;
@@ -314,6 +348,8 @@ class AuthzCacheStream extends Context {
   }
 
   lookup(config: CacheConfig, st: StateView, now: i64, pairsBytes: i32): Directive | null {
+    // Served only while the epoch was confirmed within the bound.
+    if (now - st.confirmedAtMs > config.maxStalenessMs) return null;
     const shapes = st.shapes;
     let ip = "";
     let ipRead = false;
@@ -325,29 +361,28 @@ class AuthzCacheStream extends Context {
         ipRead = true;
       }
       cacheKeyInto(st.epoch, shape, view, ip, k);
-      const slot = slotOf(KEY, config.slots);
-      if (getSharedDataAt(changetype<usize>(SLOT_KEY), slotKey(slot), shared) != HostStatus.Ok) continue;
-      const v = shared.value;
-      if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
-      const p = changetype<usize>(v);
-      if (memory.compare(p, k, 32) != 0) continue;
-      if (<i64>load<f64>(p + 32) <= now) continue;
       let d: Directive | null = null;
-      if (parsedBySlot.has(slot)) {
-        const cached = parsedBySlot.get(slot);
-        if (cached.cas == shared.cas) d = cached.directive;
-      }
-      if (d === null) {
+      const local = l1Slot(k);
+      if (local.directive !== null && <i64>local.expiresAtMs > now && memory.compare(changetype<usize>(local.key), k, 32) == 0) {
+        d = local.directive;
+      } else {
+        if (getSharedDataAt(changetype<usize>(SLOT_KEY), slotKey(slotOf(KEY, config.slots)), shared) != HostStatus.Ok) continue;
+        const v = shared.value;
+        if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
+        const p = changetype<usize>(v);
+        if (memory.compare(p, k, 32) != 0) continue;
+        const expires = load<f64>(p + 32);
+        if (<i64>expires <= now) continue;
         d = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES));
         if (d === null) continue;
         d.encode();
-        if (parsedBySlot.size >= MAX_PARSED) parsedBySlot.clear();
-        parsedBySlot.set(slot, new ParsedEntry(shared.cas, d));
+        l1Put(k, expires, d);
       }
       // authz-server counts this request's headers with the nonce a miss adds; over its limits it
       // answers 431 whatever the key says, so such a request is never a hit.
-      if (<i64>view.size + 1 > d.maxHeaders || <i64>pairsBytes + NONCE_BYTES > d.maxHeaderBytes) return null;
-      return d;
+      const found = changetype<Directive>(d);
+      if (<i64>view.size + 1 > found.maxHeaders || <i64>pairsBytes + NONCE_BYTES > found.maxHeaderBytes) return null;
+      return found;
     }
     return null;
   }
@@ -361,7 +396,11 @@ class AuthzCacheStream extends Context {
     }
     this.state = State.HitAllow;
     this.hit = d;
-    for (let i = 0; i < d.removeBytes.length; i++) removeRequestHeader(unchecked(d.removeBytes[i]));
+    // A header the client did not send needs no removal (the view holds this request's headers).
+    for (let i = 0; i < d.removeBytes.length; i++) {
+      const name = unchecked(d.removeBytes[i]);
+      if (view.find(name)) removeRequestHeader(name);
+    }
     for (let i = 0; i < d.headerNameBytes.length; i++) replaceRequestHeader(unchecked(d.headerNameBytes[i]), unchecked(d.headerValueBytes[i]));
     this.replayMetadata(config, d);
     replaceRequestHeader(skipName, config.skipTokenBytes);
@@ -449,6 +488,11 @@ class AuthzCacheStream extends Context {
     }
     setSharedDataAt(slotPtr, slotLen, entry, 0);
     count(M.Stores);
+    const stored = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>payload.byteLength);
+    if (stored !== null) {
+      stored.encode();
+      l1Put(p, expires, stored);
+    }
   }
 
   /** "\n<header>\n<base64 value>" for each configured key ext_authz set on this stream ("" when off). */
