@@ -48,11 +48,18 @@ class Reader {
   }
 
   skip(): void {
-    if (this.wire == WIRE_VARINT) this.varint();
-    else if (this.wire == WIRE_LEN) this.p += this.length();
-    else if (this.wire == WIRE_FIXED64 && this.end - this.p >= 8) this.p += 8;
-    else if (this.wire == WIRE_FIXED32 && this.end - this.p >= 4) this.p += 4;
-    else this.ok = false;
+    if (this.wire == WIRE_VARINT) {
+      this.varint();
+    } else if (this.wire == WIRE_LEN) {
+      const len = this.length(); // read first: `p += length()` would add to the p before the length
+      this.p += len;
+    } else if (this.wire == WIRE_FIXED64 && this.end - this.p >= 8) {
+      this.p += 8;
+    } else if (this.wire == WIRE_FIXED32 && this.end - this.p >= 4) {
+      this.p += 4;
+    } else {
+      this.ok = false;
+    }
   }
 }
 
