@@ -283,6 +283,7 @@ function publishEpoch(epoch: string, sentAtMs: i64): void {
   pendingSentAtMs = sentAtMs;
   pendingChanged = false;
   updateState((lines: string[]): string | null => {
+    pendingChanged = false; // this attempt's view (a CAS retry may see another worker's publish)
     const confirmed = pendingEpoch + "\n" + pendingSentAtMs.toString();
     if (lines.length < 2) return confirmed;
     if (<i64>parseInt(lines[1]) >= pendingSentAtMs) return null;
