@@ -5,7 +5,7 @@
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
   LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
-  readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
+  readPluginConfiguration, requestHeaderPairs, requestHeaderValue, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
   vmEnvironment,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
@@ -140,12 +140,11 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++root.streams % COLLECT_EVERY == 0) {
-      collectGarbage();
-      memoryGauge.report();
-    }
-    // A limit keyed only on the client address needs no header map (one host call less per request).
-    if (config.needsHeaders) root.view.reset(requestHeaderPairs());
+    if (++root.streams % COLLECT_EVERY == 0) collectGarbage();
+    memoryGauge.check();
+    // Limits without match conditions, keyed on the client address or on headers, need no header map: each
+    // header key part is read by name (computeKeys), which copies one value instead of every header.
+    if (config.needsHeaderMap) root.view.reset(requestHeaderPairs());
     else root.view.reset(NO_HEADERS);
     this.computeKeys(root, config);
     if (!this.anyApplied) return FilterHeadersStatusValues.Continue;
@@ -175,11 +174,7 @@ class RateLimitStream extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  // The SDK's defaults log a debug line built by string concatenation on every stream.
-  onLog(): void {}
-  onDone(): bool {
-    return true;
-  }
+  // No onLog/onDone: index.ts does not export proxy_on_log/proxy_on_done, so Envoy never calls them.
   onDelete(): void {
     this.gone = true;
   }
@@ -233,7 +228,8 @@ class RateLimitStream extends Context {
           }
           value = address;
         } else if (part.kind == KeyKind.Header) {
-          value = view.header(part.nameBytes);
+          if (config.needsHeaderMap) value = view.header(part.nameBytes);
+          else value = requestHeaderValue(part.nameBytes);
         } else if (part.kind == KeyKind.Cookie) {
           value = view.cookie(part.name);
         } else if (part.kind == KeyKind.Path) {
