@@ -135,22 +135,6 @@ export function requestHeaderPairs(): ArrayBuffer {
   return new ArrayBuffer(0);
 }
 
-/**
- * The first value of request header `name` (lower-case UTF-8 bytes), "" when it is present and empty, null when
- * absent (Envoy returns the first of repeated values, as RequestView.header does). One host call, one value copied.
- */
-export function requestHeaderValue(name: ArrayBuffer): string | null {
-  clearScratch();
-  const status = imports.proxy_get_header_map_value(MapType.RequestHeaders, changetype<usize>(name), name.byteLength, S_PTR, S_SIZE);
-  if (status != HostStatus.Ok) return null;
-  const ptr = load<usize>(S_PTR);
-  const len = load<u32>(S_SIZE);
-  if (ptr == 0) return "";
-  const value = String.UTF8.decodeUnsafe(ptr, len);
-  free(ptr);
-  return value;
-}
-
 /** Sets header `name` to exactly `value` (replacing every existing value). */
 export function replaceRequestHeader(name: ArrayBuffer, value: ArrayBuffer): u32 {
   return imports.proxy_replace_header_map_value(MapType.RequestHeaders, changetype<usize>(name), name.byteLength,

@@ -59,11 +59,8 @@ export class RateLimitConfig {
   maxKeysPerLimit: u32 = DEFAULT_MAX_KEYS;
   limits: Limit[] = [];
   hasGlobal: bool = false;
-  /**
-   * Some limit needs the whole header map (a match condition, or a cookie or path key part); otherwise
-   * header key parts are read one by one (proxy_get_header_map_value), which copies far less per request.
-   */
-  needsHeaderMap: bool = false;
+  /** Some limit reads request headers (a match condition, or a header/cookie/path key part). */
+  needsHeaders: bool = false;
 }
 
 const ROOT_KEYS: string[] = ["domain", "enforcement", "failureMode", "responseHeaders", "quota", "limits", "maxKeysPerLimit"];
@@ -123,7 +120,7 @@ function readConfig(r: ConfigReader, value: JsonValue): RateLimitConfig {
       }
     }
     if (limit.isGlobal) c.hasGlobal = true;
-    if (needsHeaderMap(limit)) c.needsHeaderMap = true;
+    if (readsHeaders(limit)) c.needsHeaders = true;
     c.limits.push(limit);
   }
   if (!r.ok) return c;
@@ -215,12 +212,12 @@ function readKeyPart(r: ConfigReader, value: JsonValue, path: string): KeyPart |
   return new KeyPart(KeyKind.Constant, v);
 }
 
-function needsHeaderMap(limit: Limit): bool {
+function readsHeaders(limit: Limit): bool {
   const m = limit.match;
   if (m.path !== null || m.methods.length > 0 || m.headers.length > 0 || m.query.length > 0 || m.cookies.length > 0) return true;
   for (let i = 0; i < limit.key.length; i++) {
     const kind = limit.key[i].kind;
-    if (kind == KeyKind.Cookie || kind == KeyKind.Path) return true;
+    if (kind == KeyKind.Header || kind == KeyKind.Cookie || kind == KeyKind.Path) return true;
   }
   return false;
 }

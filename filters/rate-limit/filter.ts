@@ -5,7 +5,7 @@
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
   LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
-  readPluginConfiguration, requestHeaderPairs, requestHeaderValue, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
+  readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
   vmEnvironment,
 } from "../lib/host";
 import { RequestView, serializePairs } from "../lib/request-view";
@@ -142,9 +142,8 @@ class RateLimitStream extends Context {
     if (config === null) return FilterHeadersStatusValues.Continue;
     if (++root.streams % COLLECT_EVERY == 0) collectGarbage();
     memoryGauge.check();
-    // Limits without match conditions, keyed on the client address or on headers, need no header map: each
-    // header key part is read by name (computeKeys), which copies one value instead of every header.
-    if (config.needsHeaderMap) root.view.reset(requestHeaderPairs());
+    // A limit keyed only on the client address needs no header map (one host call less per request).
+    if (config.needsHeaders) root.view.reset(requestHeaderPairs());
     else root.view.reset(NO_HEADERS);
     this.computeKeys(root, config);
     if (!this.anyApplied) return FilterHeadersStatusValues.Continue;
@@ -228,8 +227,7 @@ class RateLimitStream extends Context {
           }
           value = address;
         } else if (part.kind == KeyKind.Header) {
-          if (config.needsHeaderMap) value = view.header(part.nameBytes);
-          else value = requestHeaderValue(part.nameBytes);
+          value = view.header(part.nameBytes);
         } else if (part.kind == KeyKind.Cookie) {
           value = view.cookie(part.name);
         } else if (part.kind == KeyKind.Path) {
