@@ -137,10 +137,8 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++root.streams % COLLECT_EVERY == 0) {
-      collectGarbage();
-      memoryGauge.report();
-    }
+    if (++root.streams % COLLECT_EVERY == 0) collectGarbage();
+    memoryGauge.check();
     // A limit keyed only on the client address needs no header map (one host call less per request).
     if (config.needsHeaders) root.view.reset(requestHeaderPairs());
     else root.view.reset(NO_HEADERS);
@@ -172,11 +170,7 @@ class RateLimitStream extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  // The SDK's defaults log a debug line built by string concatenation on every stream.
-  onLog(): void {}
-  onDone(): bool {
-    return true;
-  }
+  // No onLog/onDone: index.ts does not export proxy_on_log/proxy_on_done, so Envoy never calls them.
   onDelete(): void {
     this.gone = true;
   }
