@@ -6,7 +6,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
 import { startEcho, type EchoUpstream } from "./echo-upstream.js";
-import { AUDIENCE, ISSUER, createIssuer, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { createIssuer, e2eJwtProvider, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { policyYaml } from "./policy.js";
 
 export const CACHE_SECRET = "test-cache-secret-0123456789abcdef";
 export const SKIP_TOKEN = "skip-token-0123456789abcdef0123";
@@ -31,25 +32,13 @@ export function send(port: number, path: string, headers: Record<string, string>
   });
 }
 
-/** The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule. */
-export function cachePolicy(jwksFile: string, secretFile: string, extraRules = ""): string {
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  cache: { enabled: true, maxTtl: 30s, secret: { file: ${secretFile} } }
-  providers:
-    jwt:
-      - name: e2e
-        issuer: ${ISSUER}
-        audiences: [${AUDIENCE}]
-        jwks: { file: ${jwksFile} }
-        algorithms: [ES256]
-        clockSkew: 1s
-        roles: { claim: roles }
-        claimsToHeaders:
-          - { claim: sub, header: x-user-id }
-          - { claim: tier, header: x-user-tier }
-  roles:
+/**
+ * The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule.
+ * `jwks` is the issuer's JWKS file or a whole `jwks` member (e.g. a `uri`).
+ */
+export function cachePolicy(jwks: string | Record<string, unknown>, secretFile: string, extraRules = ""): string {
+  const spec = { cache: { enabled: true, maxTtl: "30s", secret: { file: secretFile } }, providers: { jwt: [e2eJwtProvider(jwks, { clockSkew: "1s" })] } };
+  return policyYaml(spec, `  roles:
     reader: ["orders:read"]
     writer: ["orders:read", "orders:write"]
   response: { rolesHeader: x-user-roles }
@@ -75,7 +64,7 @@ spec:
       match: { paths: ["/api/clock/**"] }
       allow: anonymous
       when: 'now > timestamp("2020-01-01T00:00:00Z")'
-${extraRules}`;
+${extraRules}`);
 }
 
 function wasmFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
