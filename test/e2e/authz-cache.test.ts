@@ -28,6 +28,15 @@ function observed(r: Reply): string {
   return `${r.status} ${body} www=${String(r.headers["www-authenticate"] ?? "-")} directive=${r.headers["x-meshward-cache"] ? "leaked" : "-"}`;
 }
 
+/** Milliseconds from `t0` until `cond` holds, checked every `stepMs`; -1 when not within 3 s. */
+async function msUntil(t0: number, cond: () => Promise<boolean>, stepMs: number): Promise<number> {
+  while (Date.now() - t0 < 3000) {
+    if (await cond()) return Date.now() - t0;
+    await delay(stepMs);
+  }
+  return -1;
+}
+
 async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
@@ -161,15 +170,7 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     assert.equal((await send(cached, "/api/orders/1", h)).status, 200);
     const t0 = Date.now();
     await w.authz.revocations.revoke("sub", "frank", 60_000);
-    let firstDeny = -1;
-    while (Date.now() - t0 < 3000) {
-      const r = await send(cached, "/api/orders/1", h);
-      if (r.status !== 200) {
-        firstDeny = Date.now() - t0;
-        break;
-      }
-      await delay(10);
-    }
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/1", h)).status !== 200, 10);
     assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the revocation (bound 1000 ms)`);
     // After the bound, every request on every worker (fresh connections spread over 4 workers) is denied.
     await delay(Math.max(0, 1000 - (Date.now() - t0)));
@@ -188,14 +189,7 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     writeFileSync(w.policyFile, cachePolicy(jwks, secretFile).replace("  rules:\n", "  rules:\n    - name: no-nine\n      effect: deny\n      match: { paths: [\"/api/orders/9\"] }\n"));
     const t0 = Date.now();
     assert.ok(w.authz.holder.reload(), "reload accepted");
-    let firstDeny = -1;
-    while (Date.now() - t0 < 3000) {
-      if ((await send(cached, "/api/orders/9", h)).status === 403) {
-        firstDeny = Date.now() - t0;
-        break;
-      }
-      await delay(10);
-    }
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/9", h)).status === 403, 10);
     assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the reload (bound 1000 ms)`);
     const stats = await w.envoys[0]!.stats("authz_cache");
     assert.ok((stats.get("wasmcustom.meshward_authz_cache_invalidations") ?? 0) >= 1);
@@ -345,14 +339,7 @@ describe("authz-cache: a signing key rotated out of the JWKS (ENVOY_BIN)", funct
     // (a timed refresh ahead of max-age does the same); the key-set change is a new epoch.
     const t0 = Date.now();
     assert.equal((await send(plain, "/api/orders/1", token(newKey("ES256"), "stranger"))).status, 401);
-    let firstDeny = -1;
-    while (Date.now() - t0 < 3000) {
-      if ((await send(cached, "/api/orders/1", h)).status === 401) {
-        firstDeny = Date.now() - t0;
-        break;
-      }
-      await delay(5);
-    }
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/1", h)).status === 401, 5);
     assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the refresh (bound 1000 ms)`);
     await delay(Math.max(0, 1000 - (Date.now() - t0)));
     const afterChecks = w.checks();
