@@ -55,13 +55,13 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
 /** Never judge a request an upstream could read differently (docs/security.md): path, authority, query. */
 function checkUnambiguous(attrs: Attributes, policy: Runtime["policy"]): AuthzError | undefined {
   const why = nonCanonicalPath(attrs.path);
-  if (why !== undefined) return new RequestAmbiguous("ERR_PATH_NOT_CANONICAL", "non_canonical_path", `path is not canonical: ${why}`);
+  if (why !== undefined) return new RequestAmbiguous("ERR_PATH_NOT_CANONICAL", `path is not canonical: ${why}`);
   const authority = canonicalAuthority(attrs.host);
-  if ("problem" in authority) return new RequestAmbiguous("ERR_AUTHORITY_MALFORMED", "malformed_authority", `authority refused: ${authority.problem}`);
+  if ("problem" in authority) return new RequestAmbiguous("ERR_AUTHORITY_MALFORMED", `authority refused: ${authority.problem}`);
   // `?tenant=acme&tenant=globex`: upstreams disagree on which value counts, so a policy that reads the
   // query does not pick one; it refuses to judge.
   if (attrs.repeatedQuery !== undefined && policy.readsQuery) {
-    return new RequestAmbiguous("ERR_QUERY_AMBIGUOUS", "ambiguous_query", `query parameter '${attrs.repeatedQuery}' is given more than once with different values`);
+    return new RequestAmbiguous("ERR_QUERY_AMBIGUOUS", `query parameter '${attrs.repeatedQuery}' is given more than once with different values`);
   }
   return undefined;
 }

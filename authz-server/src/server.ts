@@ -108,9 +108,10 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
         // A bug in a stage, not an outage: its own answer (INTERNAL, 500, internal_error), and like every
         // answer it is counted and writes a decision-log line (with what the request's attributes allow).
         const us = Number(process.hrtime.bigint() - started) / 1000;
-        const decision = decideFromError(pipelineDeps.newId(), new InternalFailure({ cause: err }), {});
+        const failure = new InternalFailure({ cause: err });
+        const decision = decideFromError(pipelineDeps.newId(), failure, {});
         callback(null, renderCheckResponse(decision, runtime.policy));
-        logger.error({ code: "ERR_INTERNAL", decisionId: decision.id, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, "decision pipeline failed");
+        logger.error({ code: failure.code, decisionId: decision.id, err: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }, "decision pipeline failed");
         counted("error", decision.reason).inc();
         timed("error").observe(us / 1e6);
         const ids = tracer?.record({ startMs, metadata: traceMetadata(call.metadata, call.metadata.get("traceparent")[0] as string | undefined), decision, error: "pipeline failed" });

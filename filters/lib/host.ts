@@ -255,8 +255,13 @@ export class SharedData {
 
 /** Reads `key` (UTF-8 bytes) into `out` (reused to avoid allocation); returns the status. */
 export function getSharedData(key: ArrayBuffer, out: SharedData): u32 {
+  return getSharedDataAt(changetype<usize>(key), <u32>key.byteLength, out);
+}
+
+/** `getSharedData` with the key as `keyLen` bytes at `keyPtr` (a key built in a reused buffer). */
+export function getSharedDataAt(keyPtr: usize, keyLen: u32, out: SharedData): u32 {
   clearScratch();
-  const status = imports.proxy_get_shared_data(changetype<usize>(key), key.byteLength, S_PTR, S_SIZE, S_U32);
+  const status = imports.proxy_get_shared_data(keyPtr, keyLen, S_PTR, S_SIZE, S_U32);
   out.status = status;
   out.cas = load<u32>(S_U32);
   if (status == HostStatus.Ok) out.value = takeHostBuffer();
@@ -270,7 +275,12 @@ export function getSharedData(key: ArrayBuffer, out: SharedData): u32 {
  * non-zero cas no entry can carry (e.g. 0xffffffff) and re-read.
  */
 export function setSharedData(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {
-  return imports.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength, cas);
+  return setSharedDataAt(changetype<usize>(key), <u32>key.byteLength, value, cas);
+}
+
+/** `setSharedData` with the key as `keyLen` bytes at `keyPtr`. */
+export function setSharedDataAt(keyPtr: usize, keyLen: u32, value: ArrayBuffer, cas: u32): u32 {
+  return imports.proxy_set_shared_data(keyPtr, keyLen, changetype<usize>(value), value.byteLength, cas);
 }
 
 // ---- metrics ---------------------------------------------------------------------------------

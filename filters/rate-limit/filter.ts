@@ -5,9 +5,10 @@
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
   LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
-  readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
+  requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
   vmEnvironment,
 } from "../lib/host";
+import { configure } from "../lib/plugin";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { ConfigParser, FailureMode, KeyKind, Limit, RateLimitConfig } from "./config";
 import { limitedBody, nearLimit, policyField, rateLimitField, unavailableBody } from "./headers";
@@ -53,12 +54,8 @@ export class RateLimitRoot extends RootContext {
   scratchSlots: u32[] = new Array<u32>(0);
 
   onConfigure(size: u32): bool {
-    const parser = new ConfigParser();
-    const config = parser.parse(readPluginConfiguration(size));
-    if (config === null) {
-      log(LogLevel.Critical, PREFIX + "invalid configuration: " + changetype<string>(parser.error));
-      return false;
-    }
+    const config = configure<RateLimitConfig, ConfigParser>(new ConfigParser(), size, PREFIX);
+    if (config === null) return false;
     this.metrics.define();
     memoryGauge.define("rate_limit");
     this.local = new LocalTake(this.metrics);

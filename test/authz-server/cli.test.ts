@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { FLAGS, parseArgs, parseCommand, USAGE } from "../../authz-server/src/cli/args.js";
 import { autoWorkers, quotaCpus } from "../../authz-server/src/cli/cpu-budget.js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
+import { jwtPolicy, policyYaml } from "../../tools/testing/policy.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const main = join(repo, "authz-server/src/main.ts");
@@ -105,40 +106,35 @@ describe("authz-server command line", function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Runs the server on `policy` written to `name` in the temp folder: the exit and stderr, and the file's path. */
+  async function startOn(name: string, policy: string, env: Record<string, string> = {}) {
+    const file = join(dir, name);
+    writeFileSync(file, policy);
+    return { file, ...(await finish(run(["--policy", file], env))) };
+  }
+
   it("exits 1 naming the file, the path and the problem for a bad policy", async () => {
-    const file = join(dir, "policy.yaml");
-    writeFileSync(
-      file,
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  roles: { admin: ["x:*"] }
-  rules:
+    const r = await startOn(
+      "policy.yaml",
+      policyYaml(
+        { roles: { admin: ["x:*"] } },
+        `  rules:
     - { name: a, allow: anonymous }
     - { name: b, allow: anonymous }
     - { name: c, require: { roles: [admn] } }
 `,
+      ),
     );
-    const r = await finish(run(["--policy", file]));
     assert.equal(r.code, 1);
-    assert.equal(r.stderr.trim(), `authz-server: ${file}: spec.rules[2].require.roles[0]: unknown role 'admn'`);
+    assert.equal(r.stderr.trim(), `authz-server: ${r.file}: spec.rules[2].require.roles[0]: unknown role 'admn'`);
   });
 
   it("exits 1 naming the secret's path when an HMAC secret variable is unset", async () => {
-    const file = join(dir, "hs.yaml");
-    writeFileSync(
-      file,
-      `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt: [{ name: hs, issuer: "https://hs/", algorithms: [HS256], secret: { env: MESHWARD_TEST_UNSET_SECRET } }]
-  rules: []
-`,
-    );
-    const r = await finish(run(["--policy", file], { MESHWARD_TEST_UNSET_SECRET: "" }));
+    const r = await startOn("hs.yaml", jwtPolicy({ name: "hs", issuer: "https://hs/", algorithms: ["HS256"], secret: { env: "MESHWARD_TEST_UNSET_SECRET" } }, "  rules: []\n"), {
+      MESHWARD_TEST_UNSET_SECRET: "",
+    });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`${file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
+    assert.match(r.stderr, new RegExp(`${r.file}: spec\\.providers\\.jwt\\[0\\]\\.secret\\.env: environment variable MESHWARD_TEST_UNSET_SECRET is not set`));
   });
 
   it("exits 2 naming the quota token file when the token is shorter than 16 characters", async () => {

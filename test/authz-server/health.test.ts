@@ -1,25 +1,22 @@
 // grpc.health.v1 on a real listener: Check honours `service` (NOT_FOUND for services we do not serve),
 // and Watch pushes each change — NOT_SERVING as soon as a drain starts — instead of ending the stream.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 import { wireProcess, type WiredProcess } from "../../authz-server/src/wiring.js";
+import { writePolicyFile, type PolicyFile } from "../../tools/testing/policy.js";
 
 describe("grpc.health.v1", function () {
   this.timeout(30_000);
-  let dir: string;
+  let policy: PolicyFile;
   let wired: WiredProcess;
   let client: any;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "meshward-health-"));
-    writeFileSync(join(dir, "policy.yaml"), "apiVersion: meshward.io/v1\nkind: AuthzPolicy\nspec:\n  rules: []\n");
-    wired = await wireProcess({ policyFile: join(dir, "policy.yaml"), grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger: pino({ level: "silent" }), registry: new Registry(), clock: { now: () => Date.now() } });
+    policy = writePolicyFile("apiVersion: meshward.io/v1\nkind: AuthzPolicy\nspec:\n  rules: []\n");
+    wired = await wireProcess({ policyFile: policy.file, grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", logger: pino({ level: "silent" }), registry: new Registry(), clock: { now: () => Date.now() } });
     const { grpcPort } = await wired.start();
     client = new (grpcClients().Health as any)(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
   });
@@ -27,7 +24,7 @@ describe("grpc.health.v1", function () {
   afterEach(async () => {
     client?.close();
     await wired?.stop(100);
-    rmSync(dir, { recursive: true, force: true });
+    policy.remove();
   });
 
   const check = (service: string): Promise<string> =>

@@ -10,24 +10,17 @@ import { apiKeysPlugin, hashApiKey } from "../../authz-server/src/credentials/ap
 import { MemoryRevocationStore } from "../../authz-server/src/credentials/revocation.js";
 import { loadPolicyFile } from "../../authz-server/src/policy/load-policy.js";
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
+import { demoApiKeys, policyYaml } from "../../tools/testing/policy.js";
 import { newKey, signJwt } from "../../tools/testing/tokens.js";
 import { PATH_CASES } from "../fixtures/canonical-paths.js";
 
-const POLICY = `
-apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    apiKeys:
-      - name: demo
-        from: [{ header: x-api-key }]
-        keys:
-          - { id: alice, sha256: ${hashApiKey("alice-key")}, roles: [reader], claims: { tier: beta } }
-          - { id: bob, sha256: ${hashApiKey("bob-key")}, roles: [reader] }
-        claimsToHeaders: [{ claim: sub, header: x-user-id }, { claim: tier, header: x-user-tier }, { claim: keyId, header: x-key-id }]
-  roles:
-    reader: ["orders:read"]
-  response: { rolesHeader: x-roles, identityHeaders: [x-user-id, x-user-tier, x-tenant-verified] }
+const POLICY = policyYaml(
+  {
+    providers: { apiKeys: [demoApiKeys([{ claim: "sub", header: "x-user-id" }, { claim: "tier", header: "x-user-tier" }, { claim: "keyId", header: "x-key-id" }])] },
+    roles: { reader: ["orders:read"] },
+    response: { rolesHeader: "x-roles", identityHeaders: ["x-user-id", "x-user-tier", "x-tenant-verified"] },
+  },
+  `
   rules:
     - name: no-admin
       effect: deny
@@ -45,7 +38,8 @@ spec:
       match: { paths: ["/reports"] }
       allow: anonymous
       when: 'request.query["tenant"] == "acme"'
-`;
+`,
+);
 
 describe("issue 12: what is authorised is what is served (Check over gRPC)", function () {
   this.timeout(30_000);

@@ -2,15 +2,13 @@
 // the W3C trace context from gRPC metadata or from the CheckRequest's headers, the decision as
 // attributes and never a credential, and trace_id/span_id on the decision-log line.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { grpcClients } from "../../authz-server/src/grpc/protos.js";
 import { incomingTraceId, tracesUrl } from "../../authz-server/src/observability/tracing.js";
 import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../../tools/testing/otlp-receiver.js";
+import { writePolicyFile, type PolicyFile } from "../../tools/testing/policy.js";
 
 const POLICY = `apiVersion: meshward.io/v1
 kind: AuthzPolicy
@@ -57,21 +55,20 @@ const PARENT = "00f067aa0ba902b7";
 
 describe("tracing (OTLP/HTTP to a loopback receiver)", function () {
   this.timeout(60_000);
-  let dir: string;
+  let policy: PolicyFile;
   let receiver: OtlpReceiver;
   let main: MainProcess;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "meshward-tracing-"));
-    writeFileSync(join(dir, "policy.yaml"), POLICY);
+    policy = writePolicyFile(POLICY);
     receiver = await startOtlpReceiver();
-    main = await startMain({ policy: join(dir, "policy.yaml"), env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: "authz-under-test" } });
+    main = await startMain({ policy: policy.file, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: "authz-under-test" } });
   });
 
   after(async () => {
     await main?.stop();
     await receiver?.close();
-    rmSync(dir, { recursive: true, force: true });
+    policy?.remove();
   });
 
   it("continues the traceparent from gRPC metadata: one server span with the decision, and its ids on the decision-log line", async () => {
@@ -126,9 +123,8 @@ describe("tracing (OTLP/HTTP to a loopback receiver)", function () {
 describe("tracing off", function () {
   this.timeout(60_000);
   it("exports nothing but still puts the incoming trace id on the decision-log line", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "meshward-tracing-off-"));
-    writeFileSync(join(dir, "policy.yaml"), POLICY);
-    const main = await startMain({ policy: join(dir, "policy.yaml"), env: { OTEL_EXPORTER_OTLP_ENDPOINT: "" } });
+    const policy = writePolicyFile(POLICY);
+    const main = await startMain({ policy: policy.file, env: { OTEL_EXPORTER_OTLP_ENDPOINT: "" } });
     try {
       await check(main.grpcPort, checkRequest({ path: "/public/off" }), `00-${TRACE}-${PARENT}-01`);
       const line = await decisionLine(main, "/public/off");
@@ -138,7 +134,7 @@ describe("tracing off", function () {
       assert.equal((await decisionLine(main, "/public/none")).trace_id, undefined);
     } finally {
       await main.stop();
-      rmSync(dir, { recursive: true, force: true });
+      policy.remove();
     }
   });
 

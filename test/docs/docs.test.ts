@@ -1,12 +1,14 @@
-// Keeps the documentation honest: relative links resolve (files and #anchors), every ERR_* code in
-// the product and tools is catalogued in docs/errors.md (and nothing stale is), every policy schema
+// Keeps the documentation honest: relative links resolve (files and #anchors), docs/errors.md and the
+// code catalogues of ERR_* codes agree both ways (section, reason; nothing stale), every policy schema
 // key is documented in docs/policy.md, and every docs/ page a code comment points at exists.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FLAGS } from "../../authz-server/src/cli/args.js";
+import { ERROR_CODES } from "../../authz-server/src/error-codes.js";
 import { POLICY_SCHEMA } from "../../authz-server/src/policy/schema.js";
+import { PROBLEM_CODES } from "../../tools/check-config/problem-codes.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const read = (rel: string): string => readFileSync(join(ROOT, rel), "utf8");
@@ -78,7 +80,7 @@ function brokenLinks(file: string, md: string): string[] {
   return problems;
 }
 
-const ERR_CODE = /\bERR_[A-Z0-9]+(?:_[A-Z0-9]+)*\b/g;
+const ERR_CODE = /\b(?:ERR|WARN)_[A-Z0-9]+(?:_[A-Z0-9]+)*\b/g;
 /** Node's own error codes that our code recognises (e.g. node:util.parseArgs'): not ours to catalogue. */
 const NODE_CODE = /^ERR_(PARSE_ARGS|INVALID_ARG|MODULE_NOT_FOUND|UNKNOWN_FILE_EXTENSION|STREAM)_?/;
 
@@ -87,6 +89,20 @@ function codesIn(files: readonly string[]): Map<string, string> {
   for (const f of files) for (const m of read(f).matchAll(ERR_CODE)) if (!where.has(m[0]) && !NODE_CODE.test(m[0])) where.set(m[0], f);
   return where;
 }
+
+/** The code tables of docs/errors.md: for each `## ` section, each row's code with its cells after the code. */
+function errorTables(md: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  for (const part of md.split(/^## /m).slice(1)) {
+    const rows = new Map<string, string[]>();
+    for (const m of part.matchAll(/^\| `((?:ERR|WARN)_[A-Z0-9_]+)`[^|]*((?:\|[^\n]*)?)$/gm)) rows.set(m[1]!, m[2]!.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+    sections.set(part.split("\n", 1)[0]!.trim(), rows);
+  }
+  return sections;
+}
+
+/** The section of docs/errors.md where each catalogue area is written out. */
+const SECTION = { check: "authz-server: Check answers", startup: "authz-server: start-up, configuration, admin", quota: "Quota service", "check-config": "check-config", tools: "Test tools (not shipped)" } as const;
 
 /** Every property name of a JSON Schema with its dotted path (`[]` for array items, `{}` for map values). */
 function schemaKeys(schema: unknown, defs: Record<string, unknown>, path = "", seenRefs = new Set<string>()): Array<{ key: string; path: string }> {
@@ -155,14 +171,48 @@ describe("docs: the documentation matches the repository", () => {
     assert.deepEqual(missing, []);
   });
 
-  it("every ERR_* code in authz-server/src and tools/ is in docs/errors.md, and every code there exists", () => {
-    const inCode = codesIn([...walk("authz-server/src", /\.ts$/), ...walk("tools", /\.(ts|mjs)$/)]);
-    const inDoc = codesIn(["docs/errors.md"]);
-    assert.ok(inCode.size > 50, `expected the error catalogue in code, found ${inCode.size} codes`);
-    const undocumented = [...inCode].filter(([c]) => !inDoc.has(c)).map(([c, f]) => `${c} (${f})`);
-    const stale = [...inDoc.keys()].filter((c) => !inCode.has(c));
-    assert.deepEqual(undocumented, [], "codes missing from docs/errors.md");
-    assert.deepEqual(stale, [], "codes in docs/errors.md that no code raises");
+  describe("docs/errors.md and the code catalogues (authz-server/src/error-codes.ts, tools/check-config/problem-codes.ts)", () => {
+    const tables = errorTables(read("docs/errors.md"));
+    const catalogued = new Map<string, keyof typeof SECTION>([...PROBLEM_CODES.map((c) => [c, "check-config"] as const), ...Object.entries(ERROR_CODES).map(([c, e]) => [c, e.area] as const)]);
+    const sources = [...walk("authz-server/src", /\.ts$/), ...walk("tools", /\.(ts|mjs)$/)];
+    const catalogues = ["authz-server/src/error-codes.ts", "tools/check-config/problem-codes.ts"];
+
+    it("reads the tables: every section has its codes", () => {
+      for (const title of Object.values(SECTION)) assert.ok((tables.get(title)?.size ?? 0) > 0, `no codes under ## ${title}`);
+      assert.ok(catalogued.size > 100, `expected the catalogues, found ${catalogued.size} codes`);
+    });
+
+    it("every catalogued code is documented in its section, and a Check code with its catalogue reason", () => {
+      const problems: string[] = [];
+      for (const [code, area] of catalogued) if (!tables.get(SECTION[area])!.has(code)) problems.push(`${code}: not under ## ${SECTION[area]}`);
+      for (const [code, entry] of Object.entries(ERROR_CODES)) {
+        const reason = entry.area === "check" ? tables.get(SECTION.check)!.get(code)?.[0] : undefined;
+        if (entry.area === "check" && reason !== `\`${entry.reason}\``) problems.push(`${code}: reason ${reason} in docs, ${entry.reason} in the catalogue`);
+      }
+      assert.deepEqual(problems, []);
+    });
+
+    it("every documented code is catalogued (the test tools': raised in tools/), and in the right section", () => {
+      const toolCodes = codesIn(sources.filter((f) => !catalogues.includes(f)));
+      const problems: string[] = [];
+      for (const [title, rows] of tables) {
+        for (const code of rows.keys()) {
+          const area = catalogued.get(code);
+          if (title === SECTION.tools ? !toolCodes.has(code) || area !== undefined : area === undefined) problems.push(`${code} under ## ${title}: ${area ?? "not in a catalogue or tools/"}`);
+          else if (title !== SECTION.tools && SECTION[area!] !== title && !(code === "ERR_POLICY_INVALID" && title === SECTION["check-config"])) problems.push(`${code} under ## ${title}, catalogued as ${area}`);
+        }
+      }
+      assert.deepEqual(problems, []);
+    });
+
+    it("every ERR_/WARN_ code written in authz-server/src and tools/ is documented, and every catalogued one is used", () => {
+      const inCode = codesIn(sources.filter((f) => !catalogues.includes(f)));
+      const documented = new Set([...tables.values()].flatMap((rows) => [...rows.keys()]));
+      const undocumented = [...inCode].filter(([c]) => !documented.has(c)).map(([c, f]) => `${c} (${f})`);
+      const unused = [...catalogued.keys()].filter((c) => !inCode.has(c));
+      assert.deepEqual(undocumented, [], "codes missing from docs/errors.md");
+      assert.deepEqual(unused, [], "catalogued codes that no code raises");
+    });
   });
 
   it("docs/cli.md names every flag of authz-server with its environment variable and default", () => {

@@ -7,26 +7,18 @@ import { strict as assert } from "node:assert";
 import { connect } from "node:net";
 import { posix } from "node:path";
 import { nonCanonicalPath } from "../../authz-server/src/attributes/canonical-path.js";
-import { hashApiKey } from "../../authz-server/src/credentials/api-keys.js";
 import { shippedBootstrap } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
-import { E2E_HOST_ENV, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
-import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
+import { demoApiKeys, policyYaml } from "../../tools/testing/policy.js";
+import { startWorld, type E2eWorld } from "../../tools/testing/e2e-world.js";
 
-const POLICY = `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    apiKeys:
-      - name: demo
-        from: [{ header: x-api-key }]
-        keys:
-          - { id: alice, sha256: ${hashApiKey("alice-key")}, roles: [reader], claims: { tier: beta } }
-          - { id: bob, sha256: ${hashApiKey("bob-key")}, roles: [reader] }
-        claimsToHeaders: [{ claim: sub, header: x-user-id }, { claim: tier, header: x-user-tier }]
-  roles:
-    reader: ["orders:read"]
-  response: { identityHeaders: [x-user-id, x-user-tier] }
+const POLICY = policyYaml(
+  {
+    providers: { apiKeys: [demoApiKeys([{ claim: "sub", header: "x-user-id" }, { claim: "tier", header: "x-user-tier" }])] },
+    roles: { reader: ["orders:read"] },
+    response: { identityHeaders: ["x-user-id", "x-user-tier"] },
+  },
+  `
   rules:
     - { name: no-admin, effect: deny, match: { paths: ["/admin/**"] } }
     - { name: no-internal, effect: deny, match: { hosts: ["internal.example.com"] } }
@@ -35,7 +27,8 @@ spec:
     - { name: orders, match: { paths: ["/api/orders/**"] }, require: { permissions: ["orders:read"] } }
   rateLimits:
     - { domain: edge, name: per-user, capacity: 100000, refillPerSecond: 1000 }
-`;
+`,
+);
 
 /** The request targets of issue 12 and what was tried beyond them. */
 export const ATTACK_PATHS = [
@@ -112,8 +105,8 @@ function resolvedByUpstream(target: string): string {
   return posix.normalize(p).replace(/\/+/g, "/");
 }
 
-function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Record<string, unknown> {
-  const config = shippedBootstrap("envoy/local/edge.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
+function edgeConfig(world: E2eWorld, normalise: boolean): Record<string, unknown> {
+  const config = shippedBootstrap("envoy/local/edge.yaml", world.endpoints, { vmEnv: world.hostEnv }) as any;
   if (!normalise) {
     const hcm = config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
     hcm.normalize_path = false;
@@ -126,10 +119,7 @@ function edgeConfig(endpoints: Record<string, string>, normalise: boolean): Reco
 
 describe("issue 12 on a real Envoy: what is authorised is what is served", function () {
   this.timeout(90_000);
-  let tmp: ReturnType<typeof tempDir>;
-  let authz: RunningAuthz;
-  let v1: EchoUpstream;
-  let v2: EchoUpstream;
+  let world: E2eWorld;
   let edge: RunningEnvoy | undefined;
   let bare: RunningEnvoy | undefined;
   let edgePort: number;
@@ -138,12 +128,9 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
 
   before(async function () {
     const bin = requireEnvoy(this);
-    tmp = tempDir();
-    authz = await startAuthz(tmp.dir, POLICY);
-    [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    edge = await startEnvoy({ bin, config: edgeConfig(endpoints, true), concurrency: 2 });
-    bare = await startEnvoy({ bin, config: edgeConfig(endpoints, false), concurrency: 2 });
+    world = await startWorld(() => POLICY);
+    edge = await startEnvoy({ bin, config: edgeConfig(world, true), concurrency: 2 });
+    bare = await startEnvoy({ bin, config: edgeConfig(world, false), concurrency: 2 });
     edgePort = edge.listenerPort("edge");
     barePort = bare.listenerPort("edge");
   });
@@ -152,15 +139,14 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
     if (table.length && process.env.MESHWARD_PRINT_TABLE) process.stdout.write(`\n${table.join("\n")}\n`);
     await edge?.stop();
     await bare?.stop();
-    await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
-    tmp?.remove();
+    await world?.close();
   });
 
   /** The requests the upstreams receive from now on (each upstream keeps its own list). */
   const mark = () => {
-    const a = v1.received.length;
-    const b = v2.received.length;
-    return () => [...v1.received.slice(a), ...v2.received.slice(b)];
+    const a = world.v1.received.length;
+    const b = world.v2.received.length;
+    return () => [...world.v1.received.slice(a), ...world.v2.received.slice(b)];
   };
 
   it("never lets the upstream receive a request that resolves to /admin, with the shipped normalisation or without it", async function () {
@@ -252,14 +238,14 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
   });
 
   it("leases quota with the token Envoy hands the rate-limit VM; the lease API refuses callers without it", async function () {
-    const metrics = async () => (await fetch(`http://${authz.httpAddress}/metrics`)).text();
+    const metrics = async () => (await fetch(`http://${world.authz.httpAddress}/metrics`)).text();
     const leases = (text: string, api: string) => Number(new RegExp(`^meshward_quota_leases_total\\{[^}]*api="${api}"[^}]*\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
     assert.equal((await raw(edgePort, "/api/orders/1", { "x-api-key": "bob-key" })).status, 200);
     // The identity-keyed limit (/api/, x-user-id) leases from authz-server, in the background after its first request.
     for (let i = 0; i < 50 && leases(await metrics(), "http") === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(leases(await metrics(), "http") > 0, `a lease was granted to the filter:\n${(await metrics()).split("\n").filter((l) => l.startsWith("meshward_quota")).join("\n")}`);
     assert.ok(!/lease for limit 'per-user' failed: status 401/.test(edge!.log()), "the filter's leases were accepted");
-    const open = await fetch(`http://${authz.httpAddress}/v1/quota/lease`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ domain: "edge", limit: "per-user", key: "bob", want: 1000000 }) });
+    const open = await fetch(`http://${world.authz.httpAddress}/v1/quota/lease`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ domain: "edge", limit: "per-user", key: "bob", want: 1000000 }) });
     assert.equal(open.status, 401);
   });
 
@@ -271,26 +257,19 @@ describe("issue 12 on a real Envoy: what is authorised is what is served", funct
 
 describe("issue 12 on a real Envoy: the sidecar takes the caller's address from the connection", function () {
   this.timeout(60_000);
-  let tmp: ReturnType<typeof tempDir>;
-  let authz: RunningAuthz;
-  let v1: EchoUpstream;
-  let v2: EchoUpstream;
+  let world: E2eWorld;
   let sidecar: RunningEnvoy | undefined;
 
   before(async function () {
     const bin = requireEnvoy(this);
-    tmp = tempDir();
-    authz = await startAuthz(tmp.dir, POLICY);
-    [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    const config = shippedBootstrap("envoy/local/sidecar.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
+    world = await startWorld(() => POLICY);
+    const config = shippedBootstrap("envoy/local/sidecar.yaml", world.endpoints, { vmEnv: world.hostEnv }) as any;
     sidecar = await startEnvoy({ bin, config, concurrency: 2 });
   });
 
   after(async function () {
     await sidecar?.stop();
-    await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
-    tmp?.remove();
+    await world?.close();
   });
 
   it("denies a sourceCidrs rule to a loopback caller that claims 203.0.113.7 in X-Forwarded-For", async function () {

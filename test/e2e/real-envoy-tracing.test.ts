@@ -2,14 +2,12 @@
 // loopback OTLP receiver; the authz span continues Envoy's ext_authz client span, and the upstream
 // sees a traceparent of the same trace. Skipped only where no Envoy can be had (never under CI=true).
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
 import { startOtlpReceiver, type OtlpReceiver } from "../../tools/testing/otlp-receiver.js";
+import { writePolicyFile, type PolicyFile } from "../../tools/testing/policy.js";
 
 const POLICY = `apiVersion: meshward.io/v1
 kind: AuthzPolicy
@@ -92,7 +90,7 @@ function get(port: number, path: string): Promise<number> {
 
 describe("one trace through a real Envoy and authz-server (ENVOY_BIN)", function () {
   this.timeout(90_000);
-  let dir: string;
+  let policy: PolicyFile | undefined;
   let receiver: OtlpReceiver;
   let main: MainProcess;
   let app: EchoUpstream;
@@ -100,18 +98,17 @@ describe("one trace through a real Envoy and authz-server (ENVOY_BIN)", function
 
   before(async function () {
     const bin = requireEnvoy(this);
-    dir = mkdtempSync(join(tmpdir(), "meshward-envoy-trace-"));
-    writeFileSync(join(dir, "policy.yaml"), POLICY);
+    policy = writePolicyFile(POLICY);
     receiver = await startOtlpReceiver();
     app = await startEcho("app");
-    main = await startMain({ policy: join(dir, "policy.yaml"), args: ["--otlp-endpoint", receiver.url] });
+    main = await startMain({ policy: policy.file, args: ["--otlp-endpoint", receiver.url] });
     envoy = await startEnvoy({ bin, config: bootstrap(main.grpcPort, Number(app.address.split(":")[1]), receiver.port), concurrency: 1 });
   });
 
   after(async function () {
     await envoy?.stop();
     await Promise.all([main?.stop(), app?.close(), receiver?.close()]);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    policy?.remove();
   });
 
   it("the authz span, Envoy's spans and the upstream's traceparent share one trace id; the authz span's parent is an Envoy span", async function () {

@@ -4,35 +4,25 @@ import { strict as assert } from "node:assert";
 import { shippedBootstrap } from "../../tools/envoy/bootstrap.js";
 import { startEnvoy, requireEnvoy, type RunningEnvoy } from "../../tools/envoy/harness.js";
 import { send, type Reply } from "../../tools/envoy/with-envoy.js";
-import { E2E_HOST_ENV, createIssuer, e2ePolicy, startAuthz, tempDir, type Issuer, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
-import { startEcho, type EchoUpstream } from "../../tools/testing/echo-upstream.js";
+import { startWorld, type E2eWorld } from "../../tools/testing/e2e-world.js";
 
 describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
   this.timeout(60_000);
-  let tmp: ReturnType<typeof tempDir>;
-  let issuer: Issuer;
-  let authz: RunningAuthz;
-  let v1: EchoUpstream;
-  let v2: EchoUpstream;
+  let world: E2eWorld;
   let envoy: RunningEnvoy | undefined;
   let port: number;
 
   before(async function () {
     const bin = requireEnvoy(this);
-    tmp = tempDir();
-    issuer = await createIssuer(tmp.dir);
-    authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
-    [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
-    const endpoints: Record<string, string> = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
-    const config = shippedBootstrap("envoy/local/edge.yaml", endpoints, { vmEnv: E2E_HOST_ENV }) as any;
+    world = await startWorld();
+    const config = shippedBootstrap("envoy/local/edge.yaml", world.endpoints, { vmEnv: world.hostEnv }) as any;
     envoy = await startEnvoy({ bin, config, concurrency: 4 });
     port = envoy.listenerPort("edge");
   });
 
   after(async function () {
     await envoy?.stop();
-    await Promise.all([authz?.stop(), v1?.close(), v2?.close()]);
-    tmp?.remove();
+    await world?.close();
   });
 
   it("loads every Wasm filter on 4 workers without a Wasm error in Envoy's log", async function () {
@@ -51,7 +41,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
     const rule = 'meshward_header_router_rule_requests_total{meshward_rule="beta_users"}';
     const route = 'meshward_header_router_target_requests_total{meshward_route="v2"}';
     const before = await scrape();
-    const token = await issuer.sign({ sub: "bob", roles: ["reader"], tier: "beta" });
+    const token = await world.issuer.sign({ sub: "bob", roles: ["reader"], tier: "beta" });
     for (let i = 0; i < 3; i++) assert.equal((await send(port, "/api/orders/1", { headers: { authorization: `Bearer ${token}` } })).status, 200);
     const after = await scrape();
     assert.equal(value(after, rule) - value(before, rule), 3, after.join("\n"));
@@ -68,7 +58,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
   });
 
   it("routes a reader with identity headers and an x-route the client cannot choose", async function () {
-    const token = await issuer.sign({ sub: "alice", roles: ["reader"] });
+    const token = await world.issuer.sign({ sub: "alice", roles: ["reader"] });
     const r = await send(port, "/api/orders/1", { headers: { authorization: `Bearer ${token}`, "x-route": "admin", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
     assert.equal(r.status, 200, r.body);
     const echoed = JSON.parse(r.body) as { upstream: string; headers: Record<string, string> };
@@ -79,7 +69,7 @@ describe("edge gateway chain on a real Envoy (ENVOY_BIN)", function () {
   });
 
   it("sends beta-tier users to v2", async function () {
-    const token = await issuer.sign({ sub: "bob", roles: ["reader"], tier: "beta" });
+    const token = await world.issuer.sign({ sub: "bob", roles: ["reader"], tier: "beta" });
     const r = await send(port, "/api/orders/1", { headers: { authorization: `Bearer ${token}` } });
     assert.equal(r.status, 200, r.body);
     assert.equal(r.headers["x-upstream"], "app-v2");

@@ -5,9 +5,6 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Registry } from "prom-client";
 import { jwksKeySourceFactory } from "../../authz-server/src/credentials/jwks.js";
 import { createLogger } from "../../authz-server/src/observability/logger.js";
@@ -17,7 +14,7 @@ import { createAuthzServer, type AuthzServer } from "../../authz-server/src/serv
 import { checkRequest, startHarness, type Harness } from "../../tools/testing/authz-harness.js";
 import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
-import { jwtPolicy } from "../../tools/testing/policy.js";
+import { jwtPolicy, writePolicyFile, type PolicyFile } from "../../tools/testing/policy.js";
 import { systemClock } from "../../authz-server/src/clock.js";
 
 const ISS = "https://idp.deps.test/";
@@ -106,14 +103,12 @@ describe("hardening: dependency failures", function () {
     let holder: PolicyHolder;
     let httpPort: number;
     let registry: Registry;
-    let dir: string;
+    let policy: PolicyFile | undefined;
 
     before(async function () {
       requireRedis(this);
       redis = await startRedis();
-      dir = mkdtempSync(join(tmpdir(), "meshward-deps-"));
-      const file = join(dir, "policy.yaml");
-      writeFileSync(file, `
+      policy = writePolicyFile(`
 apiVersion: meshward.io/v1
 kind: AuthzPolicy
 spec:
@@ -124,7 +119,7 @@ spec:
 `);
       registry = new Registry();
       const logger = createLogger("silent");
-      holder = new PolicyHolder({ file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory });
+      holder = new PolicyHolder({ file: policy.file, clock: systemClock, registry, logger, createKeySource: jwksKeySourceFactory });
       const runtime = holder.load();
       quota = createQuotaService({ limits: runtime.policy.rateLimits, redisUrl: redis.url, redisCommandTimeoutMs: 300, logger, registry });
       server = createAuthzServer({ holder, logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
@@ -136,7 +131,7 @@ spec:
       await quota?.close();
       holder?.close();
       await redis?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      policy?.remove();
     });
 
     const lease = async (): Promise<{ status: number; ms: number }> => {

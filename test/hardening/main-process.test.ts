@@ -3,27 +3,24 @@
 // are in flight (each held ~1.5 s by a slow loopback introspection endpoint) turns /readyz to 503
 // first, answers every in-flight Check, then exits 0.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { startIntrospectionServer, type IntrospectionServer } from "../../tools/testing/introspection-server.js";
 import { startMain, type MainProcess } from "../../tools/testing/main-process.js";
+import { writePolicyFile, type PolicyFile } from "../../tools/testing/policy.js";
 import { RawCheckClient, type Answer } from "./helpers/raw-check.js";
 
 describe("hardening: the real main process under hostile regex input, then graceful shutdown", function () {
   this.timeout(60_000);
-  let dir: string;
+  let policy: PolicyFile | undefined;
   let introspection: IntrospectionServer;
   let main: MainProcess;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "meshward-shutdown-"));
     introspection = await startIntrospectionServer({ id: "meshward", secret: "shutdown-test-client-secret" });
     for (let i = 0; i < 20; i++) introspection.tokens.set(`opaque-${i}`, { sub: `user-${i}` });
-    writeFileSync(join(dir, "secret"), "shutdown-test-client-secret\n");
-    writeFileSync(
-      join(dir, "policy.yaml"),
+    policy = writePolicyFile(
       `apiVersion: meshward.io/v1
 kind: AuthzPolicy
 spec:
@@ -47,12 +44,13 @@ spec:
       when: 'request.headers["x-id"].matches("^([a-z0-9]+)*@corp$")'
 `,
     );
-    main = await startMain({ policy: join(dir, "policy.yaml") });
+    writeFileSync(join(policy.dir, "secret"), "shutdown-test-client-secret\n");
+    main = await startMain({ policy: policy.file });
   });
   after(async () => {
     await main?.stop(2000);
     await introspection?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    policy?.remove();
   });
 
   // Each Check below would take minutes with a backtracking regex engine; the hang guard (gRPC

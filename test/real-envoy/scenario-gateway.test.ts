@@ -6,6 +6,7 @@ import { requireEnvoy, startEnvoy, type RunningEnvoy } from "../../tools/envoy/h
 import { accessLogFile, scenarioBootstrap, startWorld, waitForAccessLog, type World } from "../../tools/envoy/scenario.js";
 import { send, type Reply } from "../../tools/envoy/with-envoy.js";
 import { assertPathGuarantee, NON_CANONICAL_PATHS } from "./path-guarantee.js";
+import { assertStickyCanary } from "./sticky-canary.js";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const BURST = 20;
@@ -92,19 +93,7 @@ describe("real Envoy, scenario 2: gateway straight to services (envoy/k8s Config
       const r = await send(port, "/api/orders/1", { headers: { authorization: `Bearer ${beta}` } });
       assert.equal(upstreamSaw(r).upstream, "app-v2");
     }
-    const users = Array.from({ length: 40 }, (_, i) => `u${i}`);
-    const tokens = await Promise.all(users.map((u) => world!.issuer.sign({ sub: u, roles: ["reader"] })));
-    const choice = new Map<string, Set<string>>();
-    for (let round = 0; round < 3; round++) {
-      const replies = await Promise.all(tokens.map((t) => send(port, "/api/orders/1", { headers: { authorization: `Bearer ${t}` } })));
-      replies.forEach((r, i) => {
-        assert.equal(r.status, 200, r.body);
-        const set = choice.get(users[i] as string) ?? new Set<string>();
-        set.add(upstreamSaw(r).upstream);
-        choice.set(users[i] as string, set);
-      });
-    }
-    for (const [u, s] of choice) assert.equal(s.size, 1, `${u}: ${[...s].join(", ")}`);
+    await assertStickyCanary(world!, Array.from({ length: 40 }, (_, i) => `u${i}`), 3, () => port);
     const workers = [...(await envoy!.stats("worker_"))].filter(([k, v]) => /^listener\..*\.worker_\d+\.downstream_cx_total$/.test(k) && v > 0);
     assert.equal(workers.length, 4, "connections reached all 4 workers");
   });

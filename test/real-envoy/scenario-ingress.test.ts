@@ -11,6 +11,7 @@ import { send, type Reply } from "../../tools/envoy/with-envoy.js";
 import { e2ePolicy } from "../../tools/testing/e2e-authz.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../tools/testing/redis.js";
 import { assertPathGuarantee, NON_CANONICAL_PATHS } from "./path-guarantee.js";
+import { assertStickyCanary } from "./sticky-canary.js";
 
 const GLOBAL_CAPACITY = 40;
 const LEASE = 5;
@@ -97,18 +98,7 @@ describe("real Envoy, scenario 1: two API gateway Envoys in front of an ingress 
 
   it("keeps a user's canary choice across both gateway processes and all their workers", async function () {
     const users = Array.from({ length: 30 }, (_, i) => `c${i}`);
-    const tokens = await Promise.all(users.map((u) => world!.issuer.sign({ sub: u, roles: ["reader"] })));
-    const choice = new Map<string, Set<string>>();
-    for (let round = 0; round < 4; round++) {
-      const replies = await Promise.all(tokens.map((t, i) => send(ports[(i + round) % 2]!, "/api/orders/1", { headers: { authorization: `Bearer ${t}` } })));
-      replies.forEach((r, i) => {
-        assert.equal(r.status, 200, r.body);
-        const s = choice.get(users[i] as string) ?? new Set<string>();
-        s.add(saw(r).upstream);
-        choice.set(users[i] as string, s);
-      });
-    }
-    for (const [u, s] of choice) assert.equal(s.size, 1, `${u}: ${[...s].join(", ")}`);
+    await assertStickyCanary(world!, users, 4, (i, round) => ports[(i + round) % 2]!);
   });
 
   it("never admits more than the global per-user limit across 2 Envoys × 4 workers (leases from authz-server on Redis)", async function () {

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { checkPluginConfig, routerRoutes, type PluginName } from "./plugin-config.js";
+import type { ProblemCode } from "./problem-codes.js";
 import type { Problem } from "./problem.js";
 
 type Obj = Record<string, unknown>;
@@ -104,7 +105,7 @@ function selects(selector: unknown, labels: unknown): boolean {
 
 export function crossCheckManifests(docs: readonly ManifestDoc[]): Problem[] {
   const out: Problem[] = [];
-  const problem = (m: ManifestDoc, path: string, code: string, message: string, severity?: "warning"): void => {
+  const problem = (m: ManifestDoc, path: string, code: ProblemCode, message: string, severity?: "warning"): void => {
     const p = { file: m.file, path: at(m, path), code, message };
     out.push(severity ? { ...p, severity } : p);
   };

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import type * as Protobuf from "protobufjs";
 import { envoyProtoDirs } from "../../authz-server/src/grpc/protos.js";
+import type { ProblemCode } from "./problem-codes.js";
 import { childPath, type Problem } from "./problem.js";
 
 type Root = Protobuf.Root;
@@ -429,7 +430,7 @@ class Ctx {
     readonly out: Problem[],
   ) {}
 
-  problem(path: string, code: string, message: string, severity?: "warning"): void {
+  problem(path: string, code: ProblemCode, message: string, severity?: "warning"): void {
     this.out.push(severity ? { file: this.file, path, code, message, severity } : { file: this.file, path, code, message });
   }
 }

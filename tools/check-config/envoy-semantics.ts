@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { checkPluginConfig, routerRoutes, type PluginName } from "./plugin-config.js";
+import type { ProblemCode } from "./problem-codes.js";
 import { childPath, type Problem } from "./problem.js";
 
 type Obj = Record<string, unknown>;
@@ -65,7 +66,7 @@ export interface SemanticsOptions {
 /** All cross-field problems of one bootstrap document (already proto-valid). */
 export function checkEnvoySemantics(doc: unknown, file: string, base: string, opts: SemanticsOptions): Problem[] {
   const out: Problem[] = [];
-  const problem = (path: string, code: string, message: string, severity?: "warning"): void => {
+  const problem = (path: string, code: ProblemCode, message: string, severity?: "warning"): void => {
     out.push(severity ? { file, path, code, message, severity } : { file, path, code, message });
   };
   const sr = field(doc, "static_resources");
@@ -88,7 +89,7 @@ export function checkEnvoySemantics(doc: unknown, file: string, base: string, op
   return out;
 }
 
-type Report = (path: string, code: string, message: string, severity?: "warning") => void;
+type Report = (path: string, code: ProblemCode, message: string, severity?: "warning") => void;
 
 function checkHcm(hcm: Obj, hcmPath: string, clusters: ReadonlySet<string>, clustersKey: string, opts: SemanticsOptions, problem: Report): void {
   const filtersKey = keyOf(hcm, "http_filters");

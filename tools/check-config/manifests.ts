@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { closed } from "../../authz-server/src/closed-schema.js";
 import { ajvErrorPath, ajvMessage, type Problem } from "./problem.js";
 
 // ajv-formats is CommonJS with a default export; under NodeNext the namespace object wraps it.
@@ -19,25 +20,15 @@ type Schema = Record<string, unknown>;
 
 /** Kinds we ship that have no schema in schemas/; checked against these small closed schemas. */
 const BUILT_IN: Readonly<Record<string, Schema>> = {
-  "v1/Namespace": {
-    type: "object",
-    additionalProperties: false,
-    required: ["apiVersion", "kind", "metadata"],
-    properties: {
-      apiVersion: { const: "v1" },
-      kind: { const: "Namespace" },
-      metadata: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name"],
-        properties: {
-          name: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 },
-          labels: { type: "object", additionalProperties: { type: "string" } },
-          annotations: { type: "object", additionalProperties: { type: "string" } },
-        },
-      },
-    },
-  },
+  "v1/Namespace": closed({
+    apiVersion: { const: "v1" },
+    kind: { const: "Namespace" },
+    metadata: closed({
+      name: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 63 },
+      labels: { type: "object", additionalProperties: { type: "string" } },
+      annotations: { type: "object", additionalProperties: { type: "string" } },
+    }, ["name"]),
+  }, ["apiVersion", "kind", "metadata"]),
   // Only meshConfig.extensionProviders is ours to check; the Envoy ext_authz gRPC provider fields
   // follow istio.io/api mesh/v1alpha1 MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationGrpcProvider.
   "install.istio.io/v1alpha1/IstioOperator": {
@@ -57,24 +48,15 @@ const BUILT_IN: Readonly<Record<string, Schema>> = {
                   required: ["name"],
                   properties: {
                     name: { type: "string", minLength: 1 },
-                    envoyExtAuthzGrpc: {
-                      type: "object",
-                      additionalProperties: false,
-                      required: ["service", "port"],
-                      properties: {
-                        service: { type: "string", minLength: 1 },
-                        port: { type: "integer", minimum: 1, maximum: 65535 },
-                        timeout: { type: "string", pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$" },
-                        failOpen: { type: "boolean" },
-                        clearRouteCache: { type: "boolean" },
-                        statusOnError: { type: "string", pattern: "^[1-5][0-9][0-9]$" },
-                        includeRequestBodyInCheck: {
-                          type: "object",
-                          additionalProperties: false,
-                          properties: { maxRequestBytes: { type: "integer" }, allowPartialMessage: { type: "boolean" }, packAsBytes: { type: "boolean" } },
-                        },
-                      },
-                    },
+                    envoyExtAuthzGrpc: closed({
+                      service: { type: "string", minLength: 1 },
+                      port: { type: "integer", minimum: 1, maximum: 65535 },
+                      timeout: { type: "string", pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$" },
+                      failOpen: { type: "boolean" },
+                      clearRouteCache: { type: "boolean" },
+                      statusOnError: { type: "string", pattern: "^[1-5][0-9][0-9]$" },
+                      includeRequestBodyInCheck: closed({ maxRequestBytes: { type: "integer" }, allowPartialMessage: { type: "boolean" }, packAsBytes: { type: "boolean" } }),
+                    }, ["service", "port"]),
                   },
                 },
               },
@@ -93,28 +75,18 @@ const BUILT_IN: Readonly<Record<string, Schema>> = {
     },
   },
   // Closed: the fields our components use (a kustomize Component; kustomize has no published schema for it).
-  "kustomize.config.k8s.io/v1alpha1/Component": {
-    type: "object",
-    additionalProperties: false,
-    required: ["apiVersion", "kind"],
-    properties: {
-      apiVersion: { const: "kustomize.config.k8s.io/v1alpha1" },
-      kind: { const: "Component" },
-      resources: { type: "array", items: { type: "string", minLength: 1 } },
-      patches: {
-        type: "array",
-        items: {
-          type: "object",
-          additionalProperties: false,
-          required: ["patch"],
-          properties: {
-            patch: { type: "string", minLength: 1 },
-            target: { type: "object", additionalProperties: false, properties: { kind: { type: "string" }, name: { type: "string" } } },
-          },
-        },
-      },
+  "kustomize.config.k8s.io/v1alpha1/Component": closed({
+    apiVersion: { const: "kustomize.config.k8s.io/v1alpha1" },
+    kind: { const: "Component" },
+    resources: { type: "array", items: { type: "string", minLength: 1 } },
+    patches: {
+      type: "array",
+      items: closed({
+        patch: { type: "string", minLength: 1 },
+        target: closed({ kind: { type: "string" }, name: { type: "string" } }),
+      }, ["patch"]),
     },
-  },
+  }, ["apiVersion", "kind"]),
 };
 
 let sharedAjv: Ajv | undefined;
@@ -201,17 +173,12 @@ export function closeCrdSchema(root: Schema): Schema {
     ...props,
     apiVersion: { type: "string" },
     kind: { type: "string" },
-    metadata: {
-      type: "object",
-      additionalProperties: false,
-      required: ["name"],
-      properties: {
-        name: { type: "string", minLength: 1, maxLength: 253 },
-        namespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
-        labels: { type: "object", additionalProperties: { type: "string" } },
-        annotations: { type: "object", additionalProperties: { type: "string" } },
-      },
-    },
+    metadata: closed({
+      name: { type: "string", minLength: 1, maxLength: 253 },
+      namespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
+      labels: { type: "object", additionalProperties: { type: "string" } },
+      annotations: { type: "object", additionalProperties: { type: "string" } },
+    }, ["name"]),
   };
   root["required"] = [...new Set([...((root["required"] as string[] | undefined) ?? []), "apiVersion", "kind", "metadata"])];
   return root;

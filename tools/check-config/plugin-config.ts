@@ -1,6 +1,7 @@
 // Offline shape checks of the header-router and rate-limit plugin configurations (JSON), mirroring
 // the filters' own onConfigure validation so check-config needs no wasm runtime.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { closed } from "../../authz-server/src/closed-schema.js";
 import { ajvErrorPath, ajvMessage, childPath, type Problem } from "./problem.js";
 
 export type PluginName = "header-router" | "rate-limit";
@@ -40,139 +41,95 @@ const PATH_MATCH = {
   ...ONE_OF_KEYS(["exact", "prefix", "glob"]),
 };
 
-const REQUEST_MATCH = {
-  type: "object",
-  additionalProperties: false,
-  properties: {
-    path: PATH_MATCH,
-    methods: { type: "array", items: { ...HEADER_NAME } },
-    headers: { type: "array", items: { ...STRING_CONDITION, properties: { ...STRING_CONDITION.properties, name: HEADER_NAME } } },
-    query: { type: "array", items: STRING_CONDITION },
-    cookies: { type: "array", items: STRING_CONDITION },
-  },
-};
+const REQUEST_MATCH = closed({
+  path: PATH_MATCH,
+  methods: { type: "array", items: { ...HEADER_NAME } },
+  headers: { type: "array", items: { ...STRING_CONDITION, properties: { ...STRING_CONDITION.properties, name: HEADER_NAME } } },
+  query: { type: "array", items: STRING_CONDITION },
+  cookies: { type: "array", items: STRING_CONDITION },
+});
 
 /** JSON Schema of the header-router configuration (docs/plugin-configs.md). */
-export const HEADER_ROUTER_SCHEMA = {
-  type: "object",
-  additionalProperties: false,
-  required: ["routeHeader"],
-  properties: {
-    routeHeader: { ...HEADER_NAME, minLength: 1 },
-    rules: {
-      type: "array",
-      maxItems: 1000,
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name"],
-        properties: {
-          name: { type: "string", pattern: "^[A-Za-z0-9_-]+$" },
-          match: REQUEST_MATCH,
-          route: ROUTE,
-          split: {
-            type: "object",
-            additionalProperties: false,
-            required: ["targets"],
-            properties: {
-              stickyOn: {
-                type: "object",
-                additionalProperties: false,
-                properties: { header: { ...HEADER_NAME, minLength: 1 }, cookie: { type: "string", minLength: 1 } },
-                ...ONE_OF_KEYS(["header", "cookie"]),
-              },
-              targets: {
-                type: "array",
-                minItems: 1,
-                maxItems: 100,
-                items: {
-                  type: "object",
-                  additionalProperties: false,
-                  required: ["route", "weight"],
-                  properties: { route: ROUTE, weight: { type: "integer", minimum: 1, maximum: 1000000 } },
-                },
-              },
-            },
-          },
-        },
-        ...ONE_OF_KEYS(["route", "split"]),
-      },
-    },
-    default: ROUTE,
-    requestHeadersToAdd: {
-      type: "array",
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name", "value"],
-        properties: { name: HEADER_NAME, value: HEADER_VALUE },
-      },
-    },
-    requestHeadersToRemove: { type: "array", items: HEADER_NAME },
-  },
-} as const;
-
-/** JSON Schema of the rate-limit configuration (docs/plugin-configs.md). */
-export const RATE_LIMIT_SCHEMA = {
-  type: "object",
-  additionalProperties: false,
-  required: ["domain", "limits"],
-  properties: {
-    domain: NAME,
-    enforcement: { enum: ["enforce", "dryRun"] },
-    failureMode: { enum: ["allow", "deny", "local"] },
-    responseHeaders: { type: "boolean" },
-    quota: {
+export const HEADER_ROUTER_SCHEMA = closed({
+  routeHeader: { ...HEADER_NAME, minLength: 1 },
+  rules: {
+    type: "array",
+    maxItems: 1000,
+    items: {
       type: "object",
       additionalProperties: false,
-      required: ["cluster", "authority"],
+      required: ["name"],
       properties: {
-        cluster: { type: "string", minLength: 1 },
-        authority: { type: "string", minLength: 1 },
-        timeoutMs: { type: "integer", minimum: 1, maximum: 60000 },
-        tokenEnv: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
-      },
-    },
-    limits: {
-      type: "array",
-      minItems: 1,
-      items: {
-        type: "object",
-        additionalProperties: false,
-        required: ["name", "key", "capacity", "refillPerSecond"],
-        properties: {
-          name: NAME,
-          match: REQUEST_MATCH,
-          key: {
-            type: "array",
-            minItems: 1,
-            maxItems: 8,
-            items: {
-              type: "object",
-              additionalProperties: false,
-              properties: {
-                source: { enum: ["remote_address", "path"] },
-                header: { ...HEADER_NAME, minLength: 1 },
-                cookie: { type: "string", minLength: 1 },
-                constant: { type: "string", minLength: 1 },
-              },
-              ...ONE_OF_KEYS(["source", "header", "cookie", "constant"]),
-            },
-          },
-          capacity: { type: "integer", minimum: 1 },
-          refillPerSecond: { type: "number", minimum: 0 },
-          global: {
+        name: { type: "string", pattern: "^[A-Za-z0-9_-]+$" },
+        match: REQUEST_MATCH,
+        route: ROUTE,
+        split: closed({
+          stickyOn: {
             type: "object",
             additionalProperties: false,
-            required: ["lease"],
-            properties: { lease: { type: "integer", minimum: 1 }, minLease: { type: "integer", minimum: 1 } },
+            properties: { header: { ...HEADER_NAME, minLength: 1 }, cookie: { type: "string", minLength: 1 } },
+            ...ONE_OF_KEYS(["header", "cookie"]),
           },
+          targets: {
+            type: "array",
+            minItems: 1,
+            maxItems: 100,
+            items: closed({ route: ROUTE, weight: { type: "integer", minimum: 1, maximum: 1000000 } }, ["route", "weight"]),
+          },
+        }, ["targets"]),
+      },
+      ...ONE_OF_KEYS(["route", "split"]),
+    },
+  },
+  default: ROUTE,
+  requestHeadersToAdd: {
+    type: "array",
+    items: closed({ name: HEADER_NAME, value: HEADER_VALUE }, ["name", "value"]),
+  },
+  requestHeadersToRemove: { type: "array", items: HEADER_NAME },
+}, ["routeHeader"]);
+
+/** JSON Schema of the rate-limit configuration (docs/plugin-configs.md). */
+export const RATE_LIMIT_SCHEMA = closed({
+  domain: NAME,
+  enforcement: { enum: ["enforce", "dryRun"] },
+  failureMode: { enum: ["allow", "deny", "local"] },
+  responseHeaders: { type: "boolean" },
+  quota: closed({
+    cluster: { type: "string", minLength: 1 },
+    authority: { type: "string", minLength: 1 },
+    timeoutMs: { type: "integer", minimum: 1, maximum: 60000 },
+    tokenEnv: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
+  }, ["cluster", "authority"]),
+  limits: {
+    type: "array",
+    minItems: 1,
+    items: closed({
+      name: NAME,
+      match: REQUEST_MATCH,
+      key: {
+        type: "array",
+        minItems: 1,
+        maxItems: 8,
+        items: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            source: { enum: ["remote_address", "path"] },
+            header: { ...HEADER_NAME, minLength: 1 },
+            cookie: { type: "string", minLength: 1 },
+            constant: { type: "string", minLength: 1 },
+          },
+          ...ONE_OF_KEYS(["source", "header", "cookie", "constant"]),
         },
       },
-    },
-    maxKeysPerLimit: { type: "integer", minimum: 1, maximum: 1048576 },
+      capacity: { type: "integer", minimum: 1 },
+      refillPerSecond: { type: "number", minimum: 0 },
+      global: closed({ lease: { type: "integer", minimum: 1 }, minLease: { type: "integer", minimum: 1 } }, ["lease"]),
+    }, ["name", "key", "capacity", "refillPerSecond"]),
   },
-} as const;
+  maxKeysPerLimit: { type: "integer", minimum: 1, maximum: 1048576 },
+}, ["domain", "limits"]);
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validators: Record<PluginName, ValidateFunction> = {

@@ -2,9 +2,9 @@
 // ext_authz wrapped in an ExtensionWithMatcher that skips it on the filter's marker) and `plain`
 // (ext_authz alone), both routing to an echo upstream. For the authz-cache e2e and differential tests.
 import { globalAgent } from "node:http";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { httpListener, loopbackCluster, wasmFilter } from "../envoy/bootstrap.js";
+import { fileAccessLog, httpListener, loopbackCluster, wasmFilter } from "../envoy/bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
 import { send as sendThroughEnvoy, type Reply } from "../envoy/with-envoy.js";
 import { startEcho, type EchoUpstream } from "./echo-upstream.js";
@@ -14,6 +14,10 @@ import { policyYaml } from "./policy.js";
 export const CACHE_SECRET = "test-cache-secret-0123456789abcdef";
 export const SKIP_TOKEN = "skip-token-0123456789abcdef0123";
 export const SKIP_HEADER = "x-meshward-authz-skip";
+/** The dynamic metadata keys authz-server sets (authz-server/src/response/check-response.ts), replayed on hits. */
+export const AUTHZ_METADATA_KEYS = ["decisionId", "decision", "reason", "rule", "subject", "provider", "peer", "roles"];
+export const METADATA_HEADER_PREFIX = "x-meshward-authz-md-";
+const EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
 
 export type { Reply } from "../envoy/with-envoy.js";
 
@@ -58,7 +62,7 @@ ${extraRules}`);
 }
 
 function cacheFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
-  return wasmFilter({ plugin: "authz-cache", config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, ...overrides } });
+  return wasmFilter({ plugin: "authz-cache", config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
 }
 
 function extAuthz(): Record<string, unknown> {
@@ -73,6 +77,9 @@ function extAuthz(): Record<string, unknown> {
   };
 }
 
+const hitMarker = { name: "cache-hit", typed_config: { "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name: SKIP_HEADER } };
+const skipAction = { action: { name: "skip", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter" } } };
+
 function skippableExtAuthz(): Record<string, unknown> {
   return {
     name: "authz-unless-cached",
@@ -81,23 +88,57 @@ function skippableExtAuthz(): Record<string, unknown> {
       extension_config: extAuthz(),
       xds_matcher: {
         matcher_tree: {
-          input: { name: "cache-hit", typed_config: { "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name: SKIP_HEADER } },
-          exact_match_map: {
-            map: {
-              [SKIP_TOKEN]: { action: { name: "skip", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter" } } },
-            },
-          },
+          input: hitMarker,
+          exact_match_map: { map: { [SKIP_TOKEN]: skipAction } },
         },
       },
     },
   };
 }
 
-function listener(name: string, filters: Record<string, unknown>[], direct = false): Record<string, unknown> {
+/**
+ * header_to_metadata, run only on a hit (skipped unless the filter's marker is present): turns the
+ * filter's `x-meshward-authz-md-<key>` headers (base64 google.protobuf.Value) back into ext_authz's
+ * dynamic metadata and removes them. Wasm cannot write dynamic metadata itself (Envoy 1.40).
+ */
+function metadataOnHit(): Record<string, unknown> {
+  return {
+    name: "authz-metadata-on-hit",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+      extension_config: {
+        name: "envoy.filters.http.header_to_metadata",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+          request_rules: AUTHZ_METADATA_KEYS.map((key) => ({
+            header: METADATA_HEADER_PREFIX + key.toLowerCase(),
+            on_header_present: { metadata_namespace: EXT_AUTHZ_NAMESPACE, key, type: "PROTOBUF_VALUE", encode: "BASE64" },
+            remove: true,
+          })),
+        },
+      },
+      xds_matcher: {
+        matcher_list: {
+          matchers: [{ predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } }, on_match: skipAction }],
+        },
+      },
+    },
+  };
+}
+
+/** `%DYNAMIC_METADATA(envoy.filters.http.ext_authz)%` of every request, one JSON line per request. */
+function accessLog(path: string): Record<string, unknown>[] {
+  return [fileAccessLog(path, { path: "%REQ(:PATH)%", status: "%RESPONSE_CODE%", metadata: `%DYNAMIC_METADATA(${EXT_AUTHZ_NAMESPACE})%` })];
+}
+
+function listener(name: string, filters: Record<string, unknown>[], direct = false, logDir?: string): Record<string, unknown> {
   // Benchmarks answer from Envoy itself so that no upstream process limits the rate.
   const action = direct ? { direct_response: { status: 200, body: { inline_string: "ok" } } } : { route: { cluster: "app", timeout: "5s" } };
   // The hit marker and the filter's nonce never reach an upstream.
-  return httpListener(name, filters, [{ match: { prefix: "/" }, ...action }], { routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"] } });
+  return httpListener(name, filters, [{ match: { prefix: "/" }, ...action }], {
+    routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"] },
+    ...(logDir ? { accessLog: accessLog(join(logDir, `${name}-access.log`)) } : {}),
+  });
 }
 
 // With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
@@ -107,11 +148,12 @@ const noopFilter = wasmFilter({ plugin: "noop", config: "{}" });
  * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
  * wasm filter only), and every listener answers with a direct response (benchmarks).
  */
-export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false): Record<string, unknown> {
+export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false, logDir?: string): Record<string, unknown> {
   const extra = baselines ? [listener("none", [], true), listener("noop", [noopFilter], true)] : [];
+  const cached = [cacheFilter("authz-http", filterOverrides), skippableExtAuthz(), metadataOnHit()];
   return {
     static_resources: {
-      listeners: [listener("cached", [cacheFilter("authz-http", filterOverrides), skippableExtAuthz()], baselines), listener("plain", [extAuthz()], baselines), ...extra],
+      listeners: [listener("cached", cached, baselines, logDir), listener("plain", [extAuthz()], baselines, logDir), ...extra],
       clusters: [
         loopbackCluster("authz", authz.grpcAddress, { http2: true, connectTimeout: "1s" }),
         loopbackCluster("authz-http", authz.httpAddress, { connectTimeout: "1s" }),
@@ -133,7 +175,7 @@ export interface CacheWorld {
 }
 
 /** Starts issuer, authz-server (with `policy(jwks, secretFile)`), echo upstream and `envoyCount` Envoys. */
-export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean } = {}): Promise<CacheWorld> {
+export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean; accessLogs?: boolean } = {}): Promise<CacheWorld> {
   const tmp = tempDir();
   const issuer = await createIssuer(tmp.dir);
   const secretFile = join(tmp.dir, "cache-secret");
@@ -144,7 +186,10 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
   const envoys: RunningEnvoy[] = [];
   try {
     for (let i = 0; i < (opts.envoyCount ?? 1); i++) {
-      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines), concurrency: opts.concurrency ?? 2 }));
+      // With accessLogs, Envoy i writes <dir>/envoy-i/<listener>-access.log.
+      const logDir = opts.accessLogs ? join(tmp.dir, `envoy-${i}`) : undefined;
+      if (logDir) mkdirSync(logDir, { recursive: true });
+      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines, logDir), concurrency: opts.concurrency ?? 2 }));
     }
   } catch (err) {
     for (const e of envoys) await e.stop();

@@ -27,9 +27,17 @@ export async function startE2eWorld(ctx: Mocha.Context): Promise<E2eWorld> {
     console.log(`      (skipped: filters/build/${missing.join(", ")}.wasm not built; run npm run build:filters)`);
     ctx.skip();
   }
+  return startWorld();
+}
+
+/**
+ * The same parts without the skip (a real Envoy suite fails loudly on unbuilt filters): authz-server
+ * on the e2e policy, or on `policyOf(issuer)`, and the two echo upstreams.
+ */
+export async function startWorld(policyOf: (issuer: Issuer) => string = (issuer) => e2ePolicy(issuer.jwksFile)): Promise<E2eWorld> {
   const tmp = tempDir();
   const issuer = await createIssuer(tmp.dir);
-  const authz = await startAuthz(tmp.dir, e2ePolicy(issuer.jwksFile));
+  const authz = await startAuthz(tmp.dir, policyOf(issuer));
   const [v1, v2] = await Promise.all([startEcho("app-v1"), startEcho("app-v2")]);
   const endpoints = { "meshward-authz": authz.grpcAddress, "meshward-quota": authz.httpAddress, "app-v1": v1.address, "app-v2": v2.address };
   return {

@@ -1,6 +1,7 @@
 // Admin listener settings from flags and environment: `--admin-addr HOST:PORT` (absent = no admin
 // listener) and a bearer secret from `--admin-token-file PATH` or MESHWARD_ADMIN_TOKEN; no secret, no listener.
 import { readFileSync } from "node:fs";
+import { CodedError } from "../error-codes.js";
 import { MIN_ADMIN_TOKEN_LENGTH } from "./admin-server.js";
 
 export interface AdminConfig {
@@ -9,11 +10,9 @@ export interface AdminConfig {
   readonly token: string;
 }
 
-export class AdminConfigInvalid extends Error {
-  readonly code = "ERR_ADMIN_CONFIG";
+export class AdminConfigInvalid extends CodedError<"ERR_ADMIN_CONFIG"> {
   constructor(message: string) {
-    super(message);
-    this.name = "AdminConfigInvalid";
+    super("ERR_ADMIN_CONFIG", message);
   }
 }
 

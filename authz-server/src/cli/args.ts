@@ -2,6 +2,7 @@
 // default and help line; node:util.parseArgs tokenizes, and bad input throws UsageError naming the flag.
 import { readFileSync } from "node:fs";
 import { parseArgs as tokenize } from "node:util";
+import { CodedError } from "../error-codes.js";
 
 export interface ServerArgs {
   readonly policy: string;
@@ -21,11 +22,9 @@ export interface ServerArgs {
 /** What the command line asks for: serve, or print help/version and exit 0. */
 export type Command = { readonly kind: "serve"; readonly args: ServerArgs } | { readonly kind: "help" } | { readonly kind: "version" };
 
-export class UsageError extends Error {
-  readonly code = "ERR_USAGE";
+export class UsageError extends CodedError<"ERR_USAGE"> {
   constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+    super("ERR_USAGE", message);
   }
 }
 

@@ -120,7 +120,7 @@ export function createApiKeyVerifier(store: ApiKeyStore, from: readonly Credenti
     verify(candidate: CredentialCandidate): Promise<UserIdentity> {
       const user = store.lookup(candidate.value);
       checks?.inc({ provider: store.provider, result: user ? "valid" : "invalid" });
-      if (!user) return Promise.reject(new CredentialInvalid("ERR_API_KEY_INVALID", "invalid_api_key", `api key not accepted by provider ${store.provider}`));
+      if (!user) return Promise.reject(new CredentialInvalid("ERR_API_KEY_INVALID", `api key not accepted by provider ${store.provider}`));
       return Promise.resolve(user);
     },
     status: () => ({ ready: true }),

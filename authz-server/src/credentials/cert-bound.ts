@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual, X509Certificate } from "node:crypto";
 import { CredentialInvalid } from "../errors.js";
 import type { Attributes, UserIdentity } from "../model.js";
 import type { CredentialPlugin, IdentityCheck } from "./index.js";
-import { TtlLru } from "./introspection-cache.js";
+import { ExpiringLru } from "./expiring-lru.js";
 
 /** base64url(SHA-256(DER)) of the first certificate in a PEM string (RFC 8705 §3.1). */
 export function certificateThumbprint(pem: string): string {
@@ -19,7 +19,7 @@ const MAX_CERT_CHARS = 64 * 1024;
  */
 export function createCertBoundCheck(opts: { readonly now?: () => number; readonly cacheSize?: number } = {}): IdentityCheck {
   const now = opts.now ?? Date.now;
-  const thumbprints = new TtlLru<string | null>(opts.cacheSize ?? 1024);
+  const thumbprints = new ExpiringLru<string | null>(opts.cacheSize ?? 1024);
   const thumbprintOf = (encoded: string): string | null => {
     const cached = thumbprints.get(encoded, now());
     if (cached !== undefined) return cached;
@@ -29,7 +29,7 @@ export function createCertBoundCheck(opts: { readonly now?: () => number; readon
     } catch {
       t = null;
     }
-    thumbprints.set(encoded, t, 10 * 60_000, now());
+    thumbprints.set(encoded, t, now() + 10 * 60_000);
     return t;
   };
   return {
@@ -39,20 +39,20 @@ export function createCertBoundCheck(opts: { readonly now?: () => number; readon
       if (cnf === undefined || cnf === null || typeof cnf !== "object" || !Object.hasOwn(cnf, "x5t#S256")) return Promise.resolve();
       const bound = (cnf as Record<string, unknown>)["x5t#S256"];
       if (typeof bound !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(bound)) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MALFORMED", "token_malformed", "cnf x5t#S256 is not a base64url SHA-256 thumbprint"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MALFORMED", "cnf x5t#S256 is not a base64url SHA-256 thumbprint"));
       }
       const encoded = attrs.source.certificate;
       if (!encoded) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_NO_CERTIFICATE", "certificate_required", "token is bound to a client certificate (cnf x5t#S256) and the request presented none"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_NO_CERTIFICATE", "token is bound to a client certificate (cnf x5t#S256) and the request presented none"));
       }
       const actual = encoded.length <= MAX_CERT_CHARS ? thumbprintOf(encoded) : null;
       if (actual === null) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_BAD_CERTIFICATE", "certificate_mismatch", "the client certificate could not be parsed"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_BAD_CERTIFICATE", "the client certificate could not be parsed"));
       }
       const a = Buffer.from(actual);
       const b = Buffer.from(bound);
       if (a.length !== b.length || !timingSafeEqual(a, b)) {
-        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MISMATCH", "certificate_mismatch", "the client certificate does not match the token's cnf x5t#S256"));
+        return Promise.reject(new CredentialInvalid("ERR_CERT_BOUND_MISMATCH", "the client certificate does not match the token's cnf x5t#S256"));
       }
       return Promise.resolve();
     },

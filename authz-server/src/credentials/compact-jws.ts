@@ -90,5 +90,5 @@ function decodeCanonical(part: string, what: string): Buffer {
 }
 
 function malformed(message: string): CredentialInvalid {
-  return new CredentialInvalid("ERR_JWT_MALFORMED", "token_malformed", message);
+  return new CredentialInvalid("ERR_JWT_MALFORMED", message);
 }

@@ -102,7 +102,7 @@ export class Credentials {
       const error =
         auth.length > this.maxBytes
           ? new CredentialTooLarge(auth.length, this.maxBytes)
-          : new CredentialInvalid("ERR_CREDENTIAL_UNSUPPORTED", "unsupported_credential", "no configured provider accepts this authorization credential");
+          : new CredentialInvalid("ERR_CREDENTIAL_UNSUPPORTED", "no configured provider accepts this authorization credential");
       return { error, location: "header:authorization" };
     }
     return NONE;
@@ -130,5 +130,5 @@ export class Credentials {
 
 function asAuthzError(err: unknown): AuthzError {
   if (err instanceof AuthzError) return err;
-  return new CredentialInvalid("ERR_CREDENTIAL_VERIFY_FAILED", "invalid_token", "credential verification failed", { cause: err });
+  return new CredentialInvalid("ERR_CREDENTIAL_VERIFY_FAILED", "credential verification failed", { cause: err });
 }

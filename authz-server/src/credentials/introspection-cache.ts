@@ -1,5 +1,5 @@
 // Cache of token introspection results keyed by the SHA-256 of the token (never the token): a bounded
-// in-process LRU (TtlLru) in front of an optional Redis cache that every replica shares.
+// in-process LRU (expiring-lru.ts) in front of an optional Redis cache that every replica shares.
 import type { Cluster, Redis } from "ioredis";
 
 /** What the shared cache holds: an active token's introspection claims, or a negative result; `until` is epoch ms. */
@@ -10,43 +10,6 @@ export type CachedIntrospection =
 export interface IntrospectionCache {
   get(key: string): Promise<CachedIntrospection | undefined>;
   set(key: string, value: CachedIntrospection, ttlMs: number): Promise<void>;
-}
-
-/** A bounded LRU with per-entry expiry; memory stays at `maxEntries` whatever tokens attackers send. */
-export class TtlLru<V> {
-  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
-  constructor(private readonly maxEntries: number) {}
-
-  /** `nowMs` is passed in (not read from an injected clock here): measured, it keeps the hit path as cheap as the JWT cache's. */
-  get(key: string, nowMs: number): V | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (nowMs >= e.expiresAt) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    this.entries.delete(key);
-    this.entries.set(key, e);
-    return e.value;
-  }
-
-  set(key: string, value: V, ttlMs: number, nowMs: number): void {
-    if (ttlMs <= 0 || this.maxEntries <= 0) return;
-    this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: nowMs + ttlMs });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-  }
-
-  delete(key: string): void {
-    this.entries.delete(key);
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }
 
 /**

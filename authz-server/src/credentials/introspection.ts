@@ -13,7 +13,8 @@ import { CircuitBreaker, type BreakerState } from "./circuit-breaker.js";
 import { assertFetchableUrl } from "./discovery.js";
 import { DEFAULT_SOURCES, extractFrom } from "./extract.js";
 import type { CredentialCandidate, CredentialPlugin, CredentialVerifier } from "./index.js";
-import { TtlLru, type CachedIntrospection, type IntrospectionCache } from "./introspection-cache.js";
+import { ExpiringLru } from "./expiring-lru.js";
+import type { CachedIntrospection, IntrospectionCache } from "./introspection-cache.js";
 import { stringsAt } from "./jwt.js";
 
 export interface IntrospectionOptions {
@@ -75,7 +76,7 @@ const FAILURES = {
 export class Introspector {
   private readonly fetch: FetchLike;
   private readonly now: () => number;
-  private readonly local: TtlLru<Outcome>;
+  private readonly local: ExpiringLru<Outcome>;
   private readonly inflight = new Map<string, Promise<Outcome>>();
   private readonly breaker: CircuitBreaker;
   private readonly authHeader: string | undefined;
@@ -88,7 +89,7 @@ export class Introspector {
     assertFetchableUrl(opts.endpoint, opts.allowInsecureHttp, `introspection provider ${opts.name}: endpoint`);
     this.fetch = deps.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.now = deps.now ?? Date.now;
-    this.local = new TtlLru<Outcome>(opts.cacheMaxEntries);
+    this.local = new ExpiringLru<Outcome>(opts.cacheMaxEntries);
     this.metrics = deps.registry ? introspectionMetrics(deps.registry) : undefined;
     this.lookups = this.metrics?.cacheCounts(opts.name) ?? newCacheCounts();
     this.breaker = new CircuitBreaker({
@@ -138,8 +139,7 @@ export class Introspector {
       if (shared) this.lookups.sharedHit++; else this.lookups.sharedMiss++;
       if (shared && shared.until > this.now()) {
         const outcome = shared.active ? this.toOutcome(shared.claims) : shared.reason;
-        const now = this.now();
-        this.local.set(key, outcome, shared.until - now, now);
+        this.local.set(key, outcome, shared.until);
         return outcome;
       }
     }
@@ -159,7 +159,7 @@ export class Introspector {
     const outcome = entry.active ? this.toOutcome(entry.claims) : entry.reason;
     const ttl = entry.until - now;
     if (ttl > 0) {
-      this.local.set(key, outcome, ttl, now);
+      this.local.set(key, outcome, entry.until);
       await this.deps.sharedCache?.set(this.sharedKey(key), entry, ttl);
     }
     return outcome;
@@ -232,11 +232,11 @@ function unwrap(o: Outcome): UserIdentity {
 
 function failure(reason: keyof typeof FAILURES): CredentialInvalid {
   const [code, message] = FAILURES[reason];
-  return new CredentialInvalid(code, reason, message);
+  return new CredentialInvalid(code, message);
 }
 
 function unavailable(provider: string, detail: string, cause?: unknown): AuthzError {
-  return new DependencyUnavailable("ERR_INTROSPECTION_UNAVAILABLE", "introspection_unavailable", `introspection provider ${provider}: ${detail}`, cause === undefined ? undefined : { cause });
+  return new DependencyUnavailable("ERR_INTROSPECTION_UNAVAILABLE", `introspection provider ${provider}: ${detail}`, cause === undefined ? undefined : { cause });
 }
 
 function formEncode(s: string): string {

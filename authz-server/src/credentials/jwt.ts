@@ -8,6 +8,7 @@
 import { createHmac, createSecretKey, timingSafeEqual, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Clock } from "../clock.js";
+import type { CheckCode } from "../error-codes.js";
 import { CredentialInvalid, DependencyUnavailable, PolicyInvalid } from "../errors.js";
 import type { Attributes, UserIdentity } from "../model.js";
 import type { CredentialSourceSpec, JwtProviderSpec } from "../policy/document.js";
@@ -152,26 +153,26 @@ async function verifyToken(token: string, byIssuer: ReadonlyMap<string, Provider
   const jws = parseCompactJws(token);
   const { header, payload } = jws;
   const alg = header.alg;
-  if (typeof alg !== "string" || alg === "") throw invalid("ERR_JWT_MALFORMED", "token_malformed", "header has no 'alg'");
-  if (alg.toLowerCase() === "none") throw invalid("ERR_JWT_ALG_NOT_ALLOWED", "algorithm_not_allowed", "unsecured JWTs (alg none) are never accepted");
+  if (typeof alg !== "string" || alg === "") throw invalid("ERR_JWT_MALFORMED", "header has no 'alg'");
+  if (alg.toLowerCase() === "none") throw invalid("ERR_JWT_ALG_NOT_ALLOWED", "unsecured JWTs (alg none) are never accepted");
   if (header.crit !== undefined) {
     // We implement no JWS extensions, so every critical header parameter is unknown (RFC 7515 §4.1.11).
-    throw invalid("ERR_JWT_CRIT_UNSUPPORTED", "unsupported_crit", "token uses critical header extensions we do not implement");
+    throw invalid("ERR_JWT_CRIT_UNSUPPORTED", "token uses critical header extensions we do not implement");
   }
-  if (header.b64 !== undefined) throw invalid("ERR_JWT_MALFORMED", "token_malformed", "'b64' without 'crit'");
+  if (header.b64 !== undefined) throw invalid("ERR_JWT_MALFORMED", "'b64' without 'crit'");
   const kid = header.kid;
-  if (kid !== undefined && typeof kid !== "string") throw invalid("ERR_JWT_MALFORMED", "token_malformed", "'kid' is not a string");
+  if (kid !== undefined && typeof kid !== "string") throw invalid("ERR_JWT_MALFORMED", "'kid' is not a string");
   const iss = payload.iss;
-  if (typeof iss !== "string") throw invalid("ERR_JWT_NO_ISSUER", "unknown_issuer", "token has no 'iss'");
+  if (typeof iss !== "string") throw invalid("ERR_JWT_NO_ISSUER", "token has no 'iss'");
   const provider = byIssuer.get(iss);
-  if (!provider) throw invalid("ERR_JWT_UNKNOWN_ISSUER", "unknown_issuer", "no provider for this issuer");
-  if (!provider.algorithms.has(alg)) throw invalid("ERR_JWT_ALG_NOT_ALLOWED", "algorithm_not_allowed", `alg ${alg} is not allowed for provider ${provider.spec.name}`);
+  if (!provider) throw invalid("ERR_JWT_UNKNOWN_ISSUER", "no provider for this issuer");
+  if (!provider.algorithms.has(alg)) throw invalid("ERR_JWT_ALG_NOT_ALLOWED", `alg ${alg} is not allowed for provider ${provider.spec.name}`);
 
   await verifySignature(jws.signingInput, jws.signature, alg, kid, provider);
   checkClaims(payload, provider, nowS);
 
   const sub = payload.sub;
-  if (sub !== undefined && typeof sub !== "string") throw invalid("ERR_JWT_MALFORMED", "token_malformed", "'sub' is not a string");
+  if (sub !== undefined && typeof sub !== "string") throw invalid("ERR_JWT_MALFORMED", "'sub' is not a string");
   const exp = payload.exp as number | undefined;
   return Object.freeze({
     kind: "user",
@@ -192,19 +193,19 @@ const EC_SIG_BYTES: Record<string, number> = { ES256: 64, ES384: 96, ES512: 132 
 async function verifySignature(input: string, signature: Buffer, alg: string, kid: string | undefined, provider: Provider): Promise<void> {
   if (alg.startsWith("HS")) {
     const secret = provider.secret;
-    if (!secret) throw invalid("ERR_JWT_ALG_NOT_ALLOWED", "algorithm_not_allowed", "HMAC without a configured secret");
+    if (!secret) throw invalid("ERR_JWT_ALG_NOT_ALLOWED", "HMAC without a configured secret");
     const mac = createHmac(HASH[alg.slice(2)]!, secret).update(input).digest();
     if (mac.length !== signature.length || !timingSafeEqual(mac, signature)) throw badSignature();
     return;
   }
   const source = provider.keySource;
-  if (!source) throw invalid("ERR_JWT_NO_KEYS", "unknown_kid", "provider has no key source");
+  if (!source) throw invalid("ERR_JWT_NO_KEYS", "provider has no key source");
   let keys: readonly VerificationKey[];
   try {
     keys = await source.getKeys(kid === undefined ? { alg } : { alg, kid });
   } catch (err) {
-    if (err instanceof KeySourceError && err.code === "unknown_kid") throw invalid("ERR_JWT_UNKNOWN_KID", "unknown_kid", "no key matches the token's kid", err);
-    throw new DependencyUnavailable("ERR_KEYS_UNAVAILABLE", "keys_unavailable", `keys of provider ${provider.spec.name} are unavailable`, { cause: err });
+    if (err instanceof KeySourceError && err.code === "unknown_kid") throw invalid("ERR_JWT_UNKNOWN_KID", "no key matches the token's kid", err);
+    throw new DependencyUnavailable("ERR_KEYS_UNAVAILABLE", `keys of provider ${provider.spec.name} are unavailable`, { cause: err });
   }
   const data = Buffer.from(input);
   for (const k of keys) {
@@ -248,19 +249,19 @@ function checkClaims(payload: Readonly<Record<string, unknown>>, provider: Provi
   const num = (name: string): number | undefined => {
     const v = payload[name];
     if (v === undefined) return undefined;
-    if (typeof v !== "number" || !Number.isFinite(v)) throw invalid("ERR_JWT_MALFORMED", "token_malformed", `'${name}' is not a number`);
+    if (typeof v !== "number" || !Number.isFinite(v)) throw invalid("ERR_JWT_MALFORMED", `'${name}' is not a number`);
     return v;
   };
   const exp = num("exp");
   const nbf = num("nbf");
   const iat = num("iat");
-  if (exp !== undefined && nowS >= exp + skew) throw invalid("ERR_JWT_EXPIRED", "token_expired", "token is expired");
-  if (nbf !== undefined && nowS + skew < nbf) throw invalid("ERR_JWT_NOT_YET_VALID", "token_not_yet_valid", "token is not valid yet (nbf)");
-  if (iat !== undefined && iat > nowS + skew) throw invalid("ERR_JWT_ISSUED_IN_FUTURE", "token_not_yet_valid", "token was issued in the future (iat)");
+  if (exp !== undefined && nowS >= exp + skew) throw invalid("ERR_JWT_EXPIRED", "token is expired");
+  if (nbf !== undefined && nowS + skew < nbf) throw invalid("ERR_JWT_NOT_YET_VALID", "token is not valid yet (nbf)");
+  if (iat !== undefined && iat > nowS + skew) throw invalid("ERR_JWT_ISSUED_IN_FUTURE", "token was issued in the future (iat)");
   if (provider.audiences) {
     const aud = payload.aud;
     const list = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
-    if (!list.some((a) => typeof a === "string" && provider.audiences!.has(a))) throw invalid("ERR_JWT_AUDIENCE", "invalid_audience", "token audience is not accepted");
+    if (!list.some((a) => typeof a === "string" && provider.audiences!.has(a))) throw invalid("ERR_JWT_AUDIENCE", "token audience is not accepted");
   }
 }
 
@@ -310,10 +311,10 @@ function uniqueSources(list: readonly CredentialSourceSpec[]): CredentialSourceS
   });
 }
 
-function invalid(code: string, reason: string, message: string, cause?: unknown): CredentialInvalid {
-  return new CredentialInvalid(code, reason, message, cause === undefined ? undefined : { cause });
+function invalid(code: CheckCode<"unauthenticated">, message: string, cause?: unknown): CredentialInvalid {
+  return new CredentialInvalid(code, message, cause === undefined ? undefined : { cause });
 }
 
 function badSignature(): CredentialInvalid {
-  return invalid("ERR_JWT_SIGNATURE", "invalid_signature", "signature verification failed");
+  return invalid("ERR_JWT_SIGNATURE", "signature verification failed");
 }

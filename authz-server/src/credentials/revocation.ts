@@ -2,6 +2,7 @@
 // successful credential verification — cache hits included. Kept in memory; with Redis, shared by all
 // replicas (keys with PX expiry, changes broadcast by pub/sub, periodic full resync as a backstop).
 import type { Cluster, Redis } from "ioredis";
+import { CodedError } from "../error-codes.js";
 import { CredentialInvalid, DependencyUnavailable } from "../errors.js";
 import type { UserIdentity } from "../model.js";
 import type { CredentialPlugin, IdentityCheck } from "./index.js";
@@ -33,11 +34,9 @@ export interface RevocationStore {
 export const MAX_REVOCATION_VALUE_LENGTH = 1024;
 
 /** The store refuses a write (full, or Redis unreachable). */
-export class RevocationStoreUnavailable extends Error {
-  readonly code = "ERR_REVOCATION_STORE_UNAVAILABLE";
+export class RevocationStoreUnavailable extends CodedError<"ERR_REVOCATION_STORE_UNAVAILABLE"> {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "RevocationStoreUnavailable";
+    super("ERR_REVOCATION_STORE_UNAVAILABLE", message, options);
   }
 }
 
@@ -286,10 +285,10 @@ export function createRevocationCheck(store: RevocationStore): IdentityCheck {
       try {
         hit = store.isRevoked(user);
       } catch (err) {
-        return Promise.reject(new DependencyUnavailable("ERR_REVOCATION_UNAVAILABLE", "revocation_unavailable", "revocation list unavailable", { cause: err }));
+        return Promise.reject(new DependencyUnavailable("ERR_REVOCATION_UNAVAILABLE", "revocation list unavailable", { cause: err }));
       }
       if (!hit) return Promise.resolve();
-      return Promise.reject(new CredentialInvalid("ERR_TOKEN_REVOKED", "token_revoked", `credential revoked (${hit.kind})`));
+      return Promise.reject(new CredentialInvalid("ERR_TOKEN_REVOKED", `credential revoked (${hit.kind})`));
     },
   };
 }

@@ -63,15 +63,11 @@ export interface JwksSpec {
   readonly timeout?: string;
 }
 
-export interface JwtProviderSpec {
+/** What both token providers (JWT and introspection) take: where the token is read, whom it must be for, what it maps to. */
+interface TokenProviderSpec {
   readonly name: string;
-  readonly issuer: string;
   readonly audiences?: readonly string[];
-  readonly jwks?: JwksSpec;
-  readonly algorithms: readonly string[];
-  readonly secret?: SecretRefSpec;
   readonly from?: readonly CredentialSourceSpec[];
-  readonly clockSkew?: string;
   readonly roles?: { readonly claim: string };
   readonly scopes?: { readonly claim: string };
   readonly claimsToHeaders?: readonly { readonly claim: string; readonly header: string }[];
@@ -79,20 +75,21 @@ export interface JwtProviderSpec {
   readonly forward?: boolean;
 }
 
-export interface IntrospectionProviderSpec {
-  readonly name: string;
+export interface JwtProviderSpec extends TokenProviderSpec {
+  readonly issuer: string;
+  readonly jwks?: JwksSpec;
+  readonly algorithms: readonly string[];
+  readonly secret?: SecretRefSpec;
+  readonly clockSkew?: string;
+}
+
+export interface IntrospectionProviderSpec extends TokenProviderSpec {
   readonly endpoint: string;
   readonly clientId: string;
   readonly clientSecret: SecretRefSpec;
   readonly auth?: "client_secret_basic" | "client_secret_post";
-  readonly from?: readonly CredentialSourceSpec[];
   readonly cacheTtl?: string;
   readonly timeout?: string;
-  readonly audiences?: readonly string[];
-  readonly roles?: { readonly claim: string };
-  readonly scopes?: { readonly claim: string };
-  readonly claimsToHeaders?: readonly { readonly claim: string; readonly header: string }[];
-  readonly forward?: boolean;
 }
 
 export interface ApiKeyProviderSpec {

@@ -1,16 +1,8 @@
-// The quota service's error catalogue: lease-http.ts maps each to an HTTP answer, rate-limit-service.ts to a gRPC status.
+// The quota service's error classes (codes from error-codes.ts): lease-http.ts maps each to an HTTP answer, rate-limit-service.ts to a gRPC status.
+import { CodedError, type QuotaCode } from "../error-codes.js";
 
-export abstract class QuotaError extends Error {
+export abstract class QuotaError extends CodedError<QuotaCode> {
   abstract readonly httpStatus: number;
-  constructor(
-    /** Stable code, e.g. `ERR_QUOTA_STORE_UNAVAILABLE`. */
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** The request body is not a valid lease request; `field` names the offending member. */

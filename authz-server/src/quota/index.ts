@@ -2,6 +2,7 @@
 // (`POST /v1/quota/lease`) and as Envoy's RateLimitService; server.ts mounts both.
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import type { QuotaCode } from "../error-codes.js";
 import type { BucketStore } from "./bucket-store.js";
 import type { QuotaService, RateLimitSpec } from "./contract.js";
 import { createCallerCheck } from "./caller-auth.js";
@@ -58,7 +59,7 @@ export function createQuotaService(opts: QuotaServiceOptions): QuotaService {
       onStatus: (up, detail) => {
         metrics.redisUp.set(up ? 1 : 0);
         if (up) logger.info("quota redis connection ready");
-        else logger.warn({ code: "ERR_QUOTA_STORE_UNAVAILABLE", detail }, "quota redis connection lost; leases answer 503 until it returns");
+        else logger.warn({ code: "ERR_QUOTA_STORE_UNAVAILABLE" satisfies QuotaCode, detail }, "quota redis connection lost; leases answer 503 until it returns");
       },
     });
   } else {
@@ -74,7 +75,7 @@ export function createQuotaService(opts: QuotaServiceOptions): QuotaService {
   const callers = createCallerCheck(opts.token);
   if (!callers) {
     logger.warn(
-      { code: "ERR_QUOTA_UNAUTHENTICATED" },
+      { code: "ERR_QUOTA_UNAUTHENTICATED" satisfies QuotaCode },
       "quota endpoints are open: any client that reaches the HTTP or gRPC port can take quota (POST /v1/quota/lease, RateLimitService); set --quota-token-file or MESHWARD_QUOTA_TOKEN",
     );
   }

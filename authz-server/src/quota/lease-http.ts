@@ -1,6 +1,7 @@
 // `POST /v1/quota/lease`: reads a bounded JSON body, takes up to `want` tokens from the global bucket
 // (debited at grant time) and answers JSON; maps each QuotaError to its HTTP status and JSON error body.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { QuotaCode } from "../error-codes.js";
 import { LeaseRequestInvalid, LimitUnknown, QuotaError, QuotaStoreUnavailable } from "./errors.js";
 import type { CallerCheck } from "./caller-auth.js";
 import { maxLeaseOf } from "./contract.js";
@@ -38,12 +39,12 @@ export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, 
     const path = (req.url ?? "").split("?", 1)[0]!;
     if (path !== "/v1/quota" && !path.startsWith("/v1/quota/")) return false;
     if (path !== LEASE_PATH) {
-      sendJson(res, 404, { error: { code: "ERR_QUOTA_ROUTE_UNKNOWN", message: `no quota route ${path}` } });
+      sendError(res, 404, "ERR_QUOTA_ROUTE_UNKNOWN", `no quota route ${path}`);
       return true;
     }
     if (req.method !== "POST") {
       res.setHeader("allow", "POST");
-      sendJson(res, 405, { error: { code: "ERR_QUOTA_METHOD_NOT_ALLOWED", message: `${LEASE_PATH} accepts POST only` } });
+      sendError(res, 405, "ERR_QUOTA_METHOD_NOT_ALLOWED", `${LEASE_PATH} accepts POST only`);
       return true;
     }
     if (deps.callers && !deps.callers(req.headers.authorization)) {
@@ -51,7 +52,7 @@ export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, 
       res.setHeader("www-authenticate", 'Bearer realm="meshward-quota"');
       // The body is not read: close rather than drain it.
       if (!req.readableEnded) res.setHeader("connection", "close");
-      sendJson(res, 401, { error: { code: "ERR_QUOTA_UNAUTHENTICATED", message: "the lease API needs the quota bearer token" } });
+      sendError(res, 401, "ERR_QUOTA_UNAUTHENTICATED", "the lease API needs the quota bearer token");
       return true;
     }
     try {
@@ -74,10 +75,15 @@ export function createLeaseHandler(deps: LeaseHttpDeps): (req: IncomingMessage, 
       if (err instanceof LimitUnknown) deps.metrics.rejected.inc({ api: "http", reason: "unknown_limit" });
       if (err instanceof LeaseRequestInvalid && err.field === "body" && req.readableEnded === false) res.setHeader("connection", "close");
       if (err instanceof QuotaStoreUnavailable) res.setHeader("retry-after", "1");
-      sendJson(res, err.httpStatus, { error: { code: err.code, message: err.message, ...(err instanceof LeaseRequestInvalid ? { field: err.field } : {}) } });
+      sendError(res, err.httpStatus, err.code, err.message, err instanceof LeaseRequestInvalid ? err.field : undefined);
     }
     return true;
   };
+}
+
+/** The lease API's error body: `{"error": {"code", "message", "field"?}}`. */
+function sendError(res: ServerResponse, status: number, code: QuotaCode, message: string, field?: string): void {
+  sendJson(res, status, { error: { code, message, ...(field !== undefined ? { field } : {}) } });
 }
 
 /** Collects at most `limit` bytes; beyond that stops reading and rejects (the caller closes the connection). */

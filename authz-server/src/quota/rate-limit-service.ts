@@ -2,6 +2,7 @@
 // so Envoy's native ratelimit filter can use authz-server in place of envoyproxy/ratelimit.
 import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { QuotaCode } from "../error-codes.js";
 import { mapDescriptor, type DescriptorEntry } from "./descriptor-mapping.js";
 import { QuotaStoreUnavailable, RateLimitRequestInvalid } from "./errors.js";
 import type { CallerCheck } from "./caller-auth.js";
@@ -102,7 +103,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps): UntypedServi
     ShouldRateLimit(call: ServerUnaryCall<WireRequest, WireResponse>, callback: sendUnaryData<WireResponse>): void {
       if (deps.callers && !deps.callers(String(call.metadata.get("authorization")[0] ?? ""))) {
         deps.metrics.rejected.inc({ api: "grpc", reason: "unauthenticated" });
-        callback({ code: GrpcStatus.UNAUTHENTICATED, details: "ERR_QUOTA_UNAUTHENTICATED: the RateLimitService needs the quota bearer token" });
+        callback({ code: GrpcStatus.UNAUTHENTICATED, details: `${"ERR_QUOTA_UNAUTHENTICATED" satisfies QuotaCode}: the RateLimitService needs the quota bearer token` });
         return;
       }
       shouldRateLimit(call.request).then(

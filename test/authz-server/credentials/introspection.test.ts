@@ -7,7 +7,8 @@ import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { AuthzError } from "../../../authz-server/src/errors.js";
 import { DEFAULT_INTROSPECTION_OPTIONS, Introspector, readSecretRef, type IntrospectionOptions } from "../../../authz-server/src/credentials/introspection.js";
-import { RedisIntrospectionCache, TtlLru } from "../../../authz-server/src/credentials/introspection-cache.js";
+import { ExpiringLru } from "../../../authz-server/src/credentials/expiring-lru.js";
+import { RedisIntrospectionCache } from "../../../authz-server/src/credentials/introspection-cache.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { startIntrospectionServer, type IntrospectionServer } from "../../../tools/testing/introspection-server.js";
 
@@ -174,10 +175,10 @@ describe("credentials/introspection: RFC 7662 against a loopback endpoint", () =
   });
 
   it("bounds the in-process cache: the least recently used entry is evicted", () => {
-    const lru = new TtlLru<number>(3);
-    for (const k of ["a", "b", "c"]) lru.set(k, 1, 1000, 0);
+    const lru = new ExpiringLru<number>(3);
+    for (const k of ["a", "b", "c"]) lru.set(k, 1, 1000);
     assert.equal(lru.get("a", 0), 1);
-    lru.set("d", 1, 1000, 0);
+    lru.set("d", 1, 1000);
     assert.equal(lru.size, 3);
     assert.equal(lru.get("b", 0), undefined);
     assert.equal(lru.get("a", 0), 1);

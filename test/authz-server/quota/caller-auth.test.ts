@@ -2,9 +2,6 @@
 // the RateLimitService refuse callers without it, before touching a bucket; one call never takes more
 // than the limit's maxLease; an unconfigured service says so at startup; probes and /metrics stay open.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { Registry } from "prom-client";
 import { systemClock } from "../../../authz-server/src/clock.js";
@@ -13,6 +10,7 @@ import { PolicyHolder } from "../../../authz-server/src/policy-holder.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createAuthzServer, type AuthzServer } from "../../../authz-server/src/server.js";
+import { writePolicyFile, type PolicyFile } from "../../../tools/testing/policy.js";
 import { capturingLogger } from "./harness.js";
 
 const TOKEN = "quota-token-0123456789abcdef";
@@ -30,7 +28,7 @@ interface RlsClient extends Client {
 }
 
 describe("quota endpoints accept only authenticated callers", () => {
-  let dir: string;
+  let policy: PolicyFile;
   let holder: PolicyHolder;
   let quota: QuotaService;
   let server: AuthzServer;
@@ -39,11 +37,10 @@ describe("quota endpoints accept only authenticated callers", () => {
   let logs: ReturnType<typeof capturingLogger>;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "meshward-quota-auth-"));
-    writeFileSync(join(dir, "policy.yaml"), POLICY);
+    policy = writePolicyFile(POLICY);
     const registry = new Registry();
     logs = capturingLogger();
-    holder = new PolicyHolder({ file: join(dir, "policy.yaml"), clock: systemClock, registry, logger: logs.logger, createKeySource: () => { throw new Error("no JWT"); } });
+    holder = new PolicyHolder({ file: policy.file, clock: systemClock, registry, logger: logs.logger, createKeySource: () => { throw new Error("no JWT"); } });
     const runtime = holder.load();
     quota = createQuotaService({ limits: runtime.policy.rateLimits, logger: logs.logger, registry, token: TOKEN });
     server = createAuthzServer({ holder, logger: logs.logger, registry, clock: systemClock, quota, grpcAddress: "127.0.0.1:0", httpAddress: "127.0.0.1:0" });
@@ -58,7 +55,7 @@ describe("quota endpoints accept only authenticated callers", () => {
     await server?.stop(0);
     await quota?.close();
     holder?.close();
-    rmSync(dir, { recursive: true, force: true });
+    policy.remove();
   });
 
   const lease = (body: object, authorization?: string) =>

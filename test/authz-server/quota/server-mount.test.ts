@@ -1,9 +1,7 @@
 // Integration tests: the quota service mounted in the real server shell (createAuthzServer) on loopback,
 // with limits from a policy file: lease route, RateLimitService, /readyz with Redis down, policy reload.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { Registry } from "prom-client";
 import { systemClock } from "../../../authz-server/src/clock.js";
@@ -12,6 +10,7 @@ import { PolicyHolder } from "../../../authz-server/src/policy-holder.js";
 import type { QuotaService } from "../../../authz-server/src/quota/contract.js";
 import { createQuotaService } from "../../../authz-server/src/quota/index.js";
 import { createAuthzServer, type AuthzServer } from "../../../authz-server/src/server.js";
+import { writePolicyFile, type PolicyFile } from "../../../tools/testing/policy.js";
 import { requireRedis, startRedis, type RedisProcess } from "../../../tools/testing/redis.js";
 import { capturingLogger, eventually } from "./harness.js";
 
@@ -32,8 +31,7 @@ interface RlsClient extends Client {
 
 describe("quota service mounted in createAuthzServer", () => {
   let redis: RedisProcess;
-  let dir: string;
-  let file: string;
+  let policyFile: PolicyFile | undefined;
   let holder: PolicyHolder;
   let quota: QuotaService;
   let server: AuthzServer;
@@ -43,13 +41,11 @@ describe("quota service mounted in createAuthzServer", () => {
   before(async function () {
     requireRedis(this);
     redis = await startRedis();
-    dir = mkdtempSync(join(tmpdir(), "meshward-quota-mount-"));
-    file = join(dir, "policy.yaml");
-    writeFileSync(file, policy(5));
+    policyFile = writePolicyFile(policy(5));
     const registry = new Registry();
     const { logger } = capturingLogger();
     holder = new PolicyHolder({
-      file,
+      file: policyFile.file,
       clock: systemClock,
       registry,
       logger,
@@ -73,7 +69,7 @@ describe("quota service mounted in createAuthzServer", () => {
     await quota?.close();
     holder?.close();
     await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    policyFile?.remove();
   });
 
   const lease = async (key: string, want: number) => {
@@ -94,7 +90,7 @@ describe("quota service mounted in createAuthzServer", () => {
   });
 
   it("applies a reloaded policy's rateLimits", async () => {
-    writeFileSync(file, policy(50));
+    writeFileSync(policyFile!.file, policy(50));
     assert.equal(holder.reload(), true);
     assert.equal((await lease("bob", 100)).body.granted, 50);
   });

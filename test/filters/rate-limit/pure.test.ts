@@ -140,6 +140,11 @@ describe("rate-limit pure modules (loader)", () => {
 
   describe("lease pool", () => {
     const fp = 0x1234n;
+    /** A pool (leases of 10, at least 1, a 400 ms in-flight marker) whose first spend, at 0 ms, claimed the lease call. */
+    const leasing = (): void => {
+      x.poolInit(10n, 1n, 400n);
+      assert.equal(x.poolSpend(fp, 0n), WAIT_AND_LEASE);
+    };
 
     it("one lease in flight per key: the first empty spend claims the marker, later ones wait", () => {
       x.poolInit(10n, 1n, 400n);
@@ -152,8 +157,7 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("spends pooled tokens and asks for the next lease once below half a lease", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       x.poolGrant(fp, 10n, 10n, 5000n, 0n, 0n);
       const outcomes: number[] = [];
       for (let i = 0; i < 10; i++) outcomes.push(x.poolSpend(fp, 1n));
@@ -162,15 +166,13 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("a stale in-flight marker (dead VM) expires and can be claimed again", () => {
-      x.poolInit(10n, 1n, 400n);
-      assert.equal(x.poolSpend(fp, 0n), WAIT_AND_LEASE);
+      leasing();
       assert.equal(x.poolSpend(fp, 399n), WAIT);
       assert.equal(x.poolSpend(fp, 400n), WAIT_AND_LEASE);
     });
 
     it("an empty grant means over the global limit until the retry hint (capped at 1 s, 1 s when never)", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       x.poolGrant(fp, 0n, 10n, 0n, 1500n, 0n);
       assert.equal(x.poolSpend(fp, 10n), OVER);
       assert.equal(x.poolRetrySeconds(10n), 1n);
@@ -185,8 +187,7 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("a partial grant (global bucket emptied) is spent, then answers 429 without a lease call until the retry hint", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       x.poolGrant(fp, 2n, 10n, 5000n, 30n, 0n);
       assert.equal(x.poolSpend(fp, 1n), ADMIT, "below the low-water mark, but no lease during the backoff");
       assert.equal(x.poolSpend(fp, 2n), ADMIT);
@@ -195,8 +196,7 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("a failed lease makes the key unavailable (failure mode) for the backoff, then retries", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       assert.equal(x.poolFail(fp, 5n), 1);
       assert.equal(x.poolBackoff(), BACKOFF_FAILED);
       assert.equal(x.poolSpend(fp, 6n), UNAVAILABLE);
@@ -204,8 +204,7 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("leased tokens expire, and a later grant never extends earlier tokens' expiry", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       x.poolGrant(fp, 10n, 10n, 500n, 0n, 0n);
       x.poolGrant(fp, 10n, 10n, 5000n, 0n, 100n);
       assert.equal(x.poolTokens(), 20n);
@@ -215,8 +214,7 @@ describe("rate-limit pure modules (loader)", () => {
     });
 
     it("another key taking over the slot discards the pool, and the old key's grant is dropped", () => {
-      x.poolInit(10n, 1n, 400n);
-      x.poolSpend(fp, 0n);
+      leasing();
       x.poolGrant(fp, 10n, 10n, 5000n, 0n, 0n);
       assert.equal(x.poolSpend(0x9999n, 1n), WAIT_AND_LEASE);
       assert.equal(x.poolTokens(), 0n);
