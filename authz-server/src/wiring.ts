@@ -102,7 +102,7 @@ export interface WiredProcess {
   readonly server: AuthzServer;
   readonly stores: Stores;
   /** Binds the listeners (and the admin listener when configured). */
-  start(): Promise<{ readonly grpcPort: number; readonly httpPort: number; readonly adminPort?: number }>;
+  start(): Promise<{ readonly grpcPort: number; readonly httpPort: number; readonly checkTransport: "direct" | "grpc-js"; readonly adminPort?: number }>;
   /** Drains the server, then closes quota, admin, policy holder and stores. */
   stop(graceMs?: number): Promise<void>;
 }
