@@ -73,6 +73,7 @@ export function createAuthzServer(deps: AuthzServerDeps): AuthzServer {
   if (deps.cacheEpoch) {
     if (holder.current) deps.cacheEpoch.policyChanged(holder.current.policy.version);
     holder.onChange((r) => deps.cacheEpoch!.policyChanged(r.policy.version));
+    deps.cacheEpoch.keysFrom(() => holder.current?.credentials.keySetId() ?? "");
   }
   holder.onResult = (result) => metrics.policyReloads.inc({ result });
 

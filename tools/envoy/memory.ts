@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { httpListener, wasmFilter } from "./bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "./harness.js";
 import { resolveEnvoy } from "./resolve.js";
 
@@ -103,41 +104,10 @@ function h2load(port: number, uriFile: string, requests: number, connections: nu
 }
 
 function bootstrap(filter: MemoryFilter): Record<string, unknown> {
-  return {
-    static_resources: {
-      listeners: [{
-        name: "memory",
-        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "memory",
-              // The route answers itself: the load measures the filter and Envoy, not an upstream.
-              route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }] }] },
-              http_filters: [
-                {
-                  name: filter,
-                  typed_config: {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    config: {
-                      name: filter,
-                      root_id: filter,
-                      vm_config: { vm_id: filter, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: `filters/build/${filter}.wasm` } } },
-                      configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(MEMORY_CONFIGS[filter]) },
-                    },
-                  },
-                },
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
-      clusters: [],
-    },
-  };
+  // The route answers itself: the load measures the filter and Envoy, not an upstream.
+  const route = { match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } };
+  const wasm = wasmFilter({ plugin: filter, config: MEMORY_CONFIGS[filter], name: filter, vmId: filter });
+  return { static_resources: { listeners: [httpListener("memory", [wasm], [route])], clusters: [] } };
 }
 
 /** Distinct request URIs the load cycles through (path keys and routing decisions vary). */

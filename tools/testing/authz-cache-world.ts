@@ -1,12 +1,15 @@
 // A real Envoy with two listeners over one authz-server: `cached` (authz-cache.wasm in front of
 // ext_authz wrapped in an ExtensionWithMatcher that skips it on the filter's marker) and `plain`
 // (ext_authz alone), both routing to an echo upstream. For the authz-cache e2e and differential tests.
-import { request } from "node:http";
+import { globalAgent } from "node:http";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileAccessLog, httpListener, loopbackCluster, wasmFilter } from "../envoy/bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
+import { send as sendThroughEnvoy, type Reply } from "../envoy/with-envoy.js";
 import { startEcho, type EchoUpstream } from "./echo-upstream.js";
-import { AUDIENCE, ISSUER, createIssuer, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { createIssuer, e2eJwtProvider, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { policyYaml } from "./policy.js";
 
 export const CACHE_SECRET = "test-cache-secret-0123456789abcdef";
 export const SKIP_TOKEN = "skip-token-0123456789abcdef0123";
@@ -16,44 +19,20 @@ export const AUTHZ_METADATA_KEYS = ["decisionId", "decision", "reason", "rule", 
 export const METADATA_HEADER_PREFIX = "x-meshward-authz-md-";
 const EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
 
-export interface Reply {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
+export type { Reply } from "../envoy/with-envoy.js";
 
+/** A request to 127.0.0.1:`port` over Node's default (keep-alive) agent, host api.example.com. */
 export function send(port: number, path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: "127.0.0.1", port, path, method, headers: { host: "api.example.com", ...headers }, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
+  return sendThroughEnvoy(port, path, { headers, method, agent: globalAgent });
 }
 
-/** The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule. */
-export function cachePolicy(jwksFile: string, secretFile: string, extraRules = ""): string {
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  cache: { enabled: true, maxTtl: 30s, secret: { file: ${secretFile} } }
-  providers:
-    jwt:
-      - name: e2e
-        issuer: ${ISSUER}
-        audiences: [${AUDIENCE}]
-        jwks: { file: ${jwksFile} }
-        algorithms: [ES256]
-        clockSkew: 1s
-        roles: { claim: roles }
-        claimsToHeaders:
-          - { claim: sub, header: x-user-id }
-          - { claim: tier, header: x-user-tier }
-  roles:
+/**
+ * The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule.
+ * `jwks` is the issuer's JWKS file or a whole `jwks` member (e.g. a `uri`).
+ */
+export function cachePolicy(jwks: string | Record<string, unknown>, secretFile: string, extraRules = ""): string {
+  const spec = { cache: { enabled: true, maxTtl: "30s", secret: { file: secretFile } }, providers: { jwt: [e2eJwtProvider(jwks, { clockSkew: "1s" })] } };
+  return policyYaml(spec, `  roles:
     reader: ["orders:read"]
     writer: ["orders:read", "orders:write"]
   response: { rolesHeader: x-user-roles }
@@ -79,26 +58,11 @@ spec:
       match: { paths: ["/api/clock/**"] }
       allow: anonymous
       when: 'now > timestamp("2020-01-01T00:00:00Z")'
-${extraRules}`;
+${extraRules}`);
 }
 
-function wasmFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
-  return {
-    name: "meshward.authz-cache",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-      config: {
-        name: "authz-cache",
-        root_id: "authz-cache",
-        vm_config: { vm_id: "meshward-authz-cache", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "filters/build/authz-cache.wasm" } } },
-        failure_policy: "FAIL_CLOSED",
-        configuration: {
-          "@type": "type.googleapis.com/google.protobuf.StringValue",
-          value: JSON.stringify({ secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides }),
-        },
-      },
-    },
-  };
+function cacheFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
+  return wasmFilter({ plugin: "authz-cache", config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
 }
 
 function extAuthz(): Record<string, unknown> {
@@ -164,63 +128,21 @@ function metadataOnHit(): Record<string, unknown> {
 
 /** `%DYNAMIC_METADATA(envoy.filters.http.ext_authz)%` of every request, one JSON line per request. */
 function accessLog(path: string): Record<string, unknown>[] {
-  return [{
-    name: "envoy.access_loggers.file",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-      path,
-      log_format: { json_format: { path: "%REQ(:PATH)%", status: "%RESPONSE_CODE%", metadata: `%DYNAMIC_METADATA(${EXT_AUTHZ_NAMESPACE})%` } },
-    },
-  }];
+  return [fileAccessLog(path, { path: "%REQ(:PATH)%", status: "%RESPONSE_CODE%", metadata: `%DYNAMIC_METADATA(${EXT_AUTHZ_NAMESPACE})%` })];
 }
 
 function listener(name: string, filters: Record<string, unknown>[], direct = false, logDir?: string): Record<string, unknown> {
   // Benchmarks answer from Envoy itself so that no upstream process limits the rate.
   const action = direct ? { direct_response: { status: 200, body: { inline_string: "ok" } } } : { route: { cluster: "app", timeout: "5s" } };
-  return {
-    name,
-    address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-    filter_chains: [{
-      filters: [{
-        name: "envoy.filters.network.http_connection_manager",
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-          stat_prefix: name,
-          ...(logDir ? { access_log: accessLog(join(logDir, `${name}-access.log`)) } : {}),
-          route_config: {
-            name: `${name}-routes`,
-            // The hit marker and the filter's nonce never reach an upstream.
-            request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"],
-            virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, ...action }] }],
-          },
-          http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
-        },
-      }],
-    }],
-  };
+  // The hit marker and the filter's nonce never reach an upstream.
+  return httpListener(name, filters, [{ match: { prefix: "/" }, ...action }], {
+    routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"] },
+    ...(logDir ? { accessLog: accessLog(join(logDir, `${name}-access.log`)) } : {}),
+  });
 }
 
-function cluster(name: string, address: string, http2: boolean): Record<string, unknown> {
-  const [host, port] = address.split(":");
-  return {
-    name,
-    type: "STATIC",
-    connect_timeout: "1s",
-    ...(http2
-      ? { typed_extension_protocol_options: { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": { "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions", explicit_http_config: { http2_protocol_options: {} } } } }
-      : {}),
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: Number(port) } } } }] }] },
-  };
-}
-
-const noopFilter = {
-  name: "meshward.noop",
-  typed_config: {
-    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-    // With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
-    config: { name: "noop", root_id: "noop", vm_config: { vm_id: "meshward-noop", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "filters/build/noop.wasm" } } }, configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" } },
-  },
-};
+// With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
+const noopFilter = wasmFilter({ plugin: "noop", config: "{}" });
 
 /**
  * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
@@ -228,11 +150,15 @@ const noopFilter = {
  */
 export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false, logDir?: string): Record<string, unknown> {
   const extra = baselines ? [listener("none", [], true), listener("noop", [noopFilter], true)] : [];
-  const cached = [wasmFilter("authz-http", filterOverrides), skippableExtAuthz(), metadataOnHit()];
+  const cached = [cacheFilter("authz-http", filterOverrides), skippableExtAuthz(), metadataOnHit()];
   return {
     static_resources: {
       listeners: [listener("cached", cached, baselines, logDir), listener("plain", [extAuthz()], baselines, logDir), ...extra],
-      clusters: [cluster("authz", authz.grpcAddress, true), cluster("authz-http", authz.httpAddress, false), cluster("app", app.address, false)],
+      clusters: [
+        loopbackCluster("authz", authz.grpcAddress, { http2: true, connectTimeout: "1s" }),
+        loopbackCluster("authz-http", authz.httpAddress, { connectTimeout: "1s" }),
+        loopbackCluster("app", app.address, { connectTimeout: "1s" }),
+      ],
     },
   };
 }
