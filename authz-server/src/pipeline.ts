@@ -38,6 +38,9 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
     return { attrs, decision, response: renderCheckResponse(decision, policy) };
   }
 
+  // Read before anything awaits: a directive names the state its decision started from, so a key set,
+  // revocation or policy that changes while the Check runs gives an old epoch the filter will not serve.
+  const epoch = deps.cacheEpoch?.value();
   const authority = canonicalAuthority(attrs.host);
   if ("host" in authority && authority.host !== attrs.host) attrs = { ...attrs, host: authority.host };
   const { user, error } = await credentials.authenticate(attrs);
@@ -45,7 +48,7 @@ export async function runPipeline(request: CheckRequestObject, runtime: Runtime,
   const verdict = evaluatePolicy(policy, { attrs, identity, credentialError: error, nowMs: deps.clock.now() });
   const decision = decideFromVerdict(id, verdict, identity);
   const response = renderCheckResponse(decision, policy);
-  if (deps.cacheEpoch) attachCacheDirective({ decision, policy, attrs, response, epoch: deps.cacheEpoch.value(), nowMs: deps.clock.now() });
+  if (epoch !== undefined) attachCacheDirective({ decision, policy, attrs, response, epoch, nowMs: deps.clock.now() });
   return { attrs, decision, response };
 }
 

@@ -102,7 +102,7 @@ export interface WiredProcess {
   readonly server: AuthzServer;
   readonly stores: Stores;
   /** Binds the listeners (and the admin listener when configured). */
-  start(): Promise<{ readonly grpcPort: number; readonly httpPort: number; readonly adminPort?: number }>;
+  start(): Promise<{ readonly grpcPort: number; readonly httpPort: number; readonly checkTransport: "direct" | "grpc-js"; readonly adminPort?: number }>;
   /** Drains the server, then closes quota, admin, policy holder and stores. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -139,7 +139,7 @@ export async function wireProcess(o: ProcessOptions): Promise<WiredProcess> {
     await stores.close();
     throw err;
   }
-  // The decision-cache epoch follows the policy version (server.ts) and the revocation list (here).
+  // The decision-cache epoch follows the policy version and key sets (server.ts) and the revocation list (here).
   const cacheEpoch = new CacheEpoch();
   stores.revocations.onChange?.((entries) => cacheEpoch.revocationsChanged(entries));
   const server = createAuthzServer({ holder, logger: o.logger, registry: o.registry, clock: o.clock, quota, cacheEpoch, grpcAddress: o.grpcAddr, httpAddress: o.httpAddr, ...(o.tracer ? { tracer: o.tracer } : {}), ...(o.scrape ? { scrape: o.scrape } : {}) });

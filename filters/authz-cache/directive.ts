@@ -28,6 +28,9 @@ export class Directive {
   headerValueBytes: ArrayBuffer[] = [];
   responseNameBytes: ArrayBuffer[] = [];
   responseValueBytes: ArrayBuffer[] = [];
+  /** Dynamic metadata headers learned from Envoy on the miss (metadata.ts), replayed on a hit. */
+  metadataNames: ArrayBuffer[] = [];
+  metadataValues: ArrayBuffer[] = [];
 
   encode(): void {
     for (let i = 0; i < this.remove.length; i++) this.removeBytes.push(String.UTF8.encode(this.remove[i]));

@@ -3,24 +3,31 @@
 // from authz-server's signed directive on the response. Key, directive and config logic are pure modules.
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
-  BufferKind, HostStatus, HttpCall, LogLevel, MapType, MetricKind, SharedData, addResponseHeader, collectGarbage,
-  defineMetric, getProperty, getSharedData, headerValue, httpCall, incrementMetric, log, nowNanos, randomSeed, readBuffer,
-  readPluginConfiguration, removeRequestHeader, removeResponseHeader, replaceRequestHeader, requestHeaderPairs,
-  sendLocalResponse, setSharedData, setTickPeriodMilliseconds,
+  BufferKind, HostStatus, HttpCall, LogLevel, MapType, SharedData, addResponseHeader, collectGarbage, getProperty,
+  getSharedData, getSharedDataAt, headerValue, httpCall, incrementMetric, log, nowNanos, randomSeed, readBuffer,
+  removeRequestHeader, removeResponseHeader, replaceRequestHeader, requestHeaderPairs, sendLocalResponse, setSharedData,
+  setSharedDataAt, setTickPeriodMilliseconds,
 } from "../lib/host";
+import { configure, defineMetrics } from "../lib/plugin";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { addressIp } from "../rate-limit/key";
 import { CacheConfig, ConfigParser } from "./config";
 import { Directive, directiveError, parseDirective, verifyDirective } from "./directive";
-import { Shape, cacheKey, parseShape, parseShapeText } from "./key";
+import { Shape, cacheKeyInto, parseShape, parseShapeText } from "./key";
+import { metadataHeaders } from "./metadata";
 
 export const FILTER_NAME = "authz-cache";
 const PREFIX = "authz-cache: ";
-const EPOCH_KEY = String.UTF8.encode("mw-authz-cache/epoch");
-const SHAPES_KEY = String.UTF8.encode("mw-authz-cache/shapes");
+/** Epoch, its confirmation time and the shapes of that epoch: one key, one read per request. */
+const STATE_KEY = String.UTF8.encode("mw-authz-cache/state");
 const SLOT_PREFIX = "mw-authz-cache/slot/";
+const SLOT_PREFIX_BYTES = SLOT_PREFIX.length;
+/** The slot key of the current lookup, written in place (prefix + up to 10 digits). */
+const SLOT_KEY = new ArrayBuffer(SLOT_PREFIX_BYTES + 10);
+memory.copy(changetype<usize>(SLOT_KEY), changetype<usize>(String.UTF8.encode(SLOT_PREFIX)), <usize>SLOT_PREFIX_BYTES);
 const DIRECTIVE = String.UTF8.encode("x-meshward-cache");
 const NONCE = String.UTF8.encode("x-meshward-cache-nonce");
+const METADATA = ["metadata"];
 const MAX_SHAPES = 8;
 const MAX_EPOCH_BYTES = 128;
 const CREATE_CAS: u32 = 0xffffffff;
@@ -40,100 +47,120 @@ const view = new RequestView();
 const shared = new SharedData();
 const call = new HttpCall();
 const NO_BODY = new ArrayBuffer(0);
+/** The key of the current lookup or store. */
+const KEY = new ArrayBuffer(32);
 let streams: u32 = 0;
 
-class Metrics {
-  hits: u32 = 0;
-  misses: u32 = 0;
-  stores: u32 = 0;
-  evictions: u32 = 0;
-  invalidations: u32 = 0;
-  rejected: u32 = 0;
-  stale: u32 = 0;
-  entries: u32 = 0;
+/** Metric ids, in the order of COUNTERS then GAUGES (lib/plugin.ts defineMetrics). */
+const enum M { Hits = 0, Misses, Stores, Evictions, Invalidations, Rejected, Stale, Entries }
+const COUNTERS = ["hits", "misses", "stores", "evictions", "invalidations", "rejected", "stale"];
+const GAUGES = ["entries"];
+let metricIds = new StaticArray<u32>(0);
 
-  define(): void {
-    this.hits = defineMetric(MetricKind.Counter, "meshward_authz_cache_hits");
-    this.misses = defineMetric(MetricKind.Counter, "meshward_authz_cache_misses");
-    this.stores = defineMetric(MetricKind.Counter, "meshward_authz_cache_stores");
-    this.evictions = defineMetric(MetricKind.Counter, "meshward_authz_cache_evictions");
-    this.invalidations = defineMetric(MetricKind.Counter, "meshward_authz_cache_invalidations");
-    this.rejected = defineMetric(MetricKind.Counter, "meshward_authz_cache_rejected");
-    this.stale = defineMetric(MetricKind.Counter, "meshward_authz_cache_stale");
-    this.entries = defineMetric(MetricKind.Gauge, "meshward_authz_cache_entries");
-  }
+function count(m: M): void {
+  if (<i32>m < metricIds.length) incrementMetric(unchecked(metricIds[<i32>m]), 1);
 }
 
-/** The epoch as last published in shared data, parsed once per CAS value. */
-class EpochView {
+/**
+ * This VM's copy of entries it served or stored, direct-mapped by key: a decision is valid for its
+ * key until it expires whatever happens to the shared slot later (the epoch is in the key), so a
+ * repeat on this worker needs no shared-data read and no parse. Bounded: L1_SIZE entries.
+ */
+class LocalEntry {
+  key: ArrayBuffer = new ArrayBuffer(32);
+  expiresAtMs: f64 = 0;
+  directive: Directive | null = null;
+}
+const L1_SIZE = 512;
+const l1 = new StaticArray<LocalEntry>(L1_SIZE);
+for (let i = 0; i < L1_SIZE; i++) l1[i] = new LocalEntry();
+
+function l1Slot(key: usize): LocalEntry {
+  return unchecked(l1[<i32>(load<u32>(key, 8) % <u32>L1_SIZE)]);
+}
+
+function l1Put(key: usize, expiresAtMs: f64, d: Directive): void {
+  const e = l1Slot(key);
+  memory.copy(changetype<usize>(e.key), key, 32);
+  e.expiresAtMs = expiresAtMs;
+  e.directive = d;
+}
+
+/**
+ * The cache state shared by every worker, under one key read once per request:
+ * `<epoch>\n<confirmedAtMs>\n<shape>\n<shape>…` (the shapes learned in that epoch). Parsed once per CAS value.
+ */
+class StateView {
   cas: u32 = 0;
+  valid: bool = false;
   epoch: string = "";
   confirmedAtMs: i64 = 0;
-}
-
-class ShapesView {
-  cas: u32 = 0;
-  epoch: string = "";
   shapes: Shape[] = [];
 }
+const state = new StateView();
 
-/** A parsed entry, reused while its slot keeps the same CAS (skips the JSON parse on a hit). */
-class ParsedEntry {
-  constructor(public cas: u32, public directive: Directive) {}
-}
-const parsedBySlot = new Map<u32, ParsedEntry>();
-const MAX_PARSED = 1024;
-
-const epochView = new EpochView();
-const shapesView = new ShapesView();
-
-function readEpoch(): bool {
-  if (getSharedData(EPOCH_KEY, shared) != HostStatus.Ok) return false;
-  if (shared.cas != epochView.cas || epochView.epoch.length == 0) {
-    const text = String.UTF8.decode(shared.value);
-    const nl = text.indexOf("\n");
-    if (nl <= 0) return false;
-    epochView.epoch = text.substring(0, nl);
-    epochView.confirmedAtMs = <i64>parseInt(text.substring(nl + 1));
-    epochView.cas = shared.cas;
-  }
-  return true;
-}
-
-function readShapes(epoch: string): Shape[] {
-  if (getSharedData(SHAPES_KEY, shared) != HostStatus.Ok) return [];
-  if (shared.cas != shapesView.cas) {
+/**
+ * Reads the published state into this VM's view (one shared-data read); null when there is none yet.
+ * Requests use the view as it stands and re-read only on a miss; each worker's own poll and tick
+ * refresh it, so the view is never older than that worker's last poll (README "Invalidation").
+ */
+function readState(): StateView | null {
+  if (getSharedData(STATE_KEY, shared) != HostStatus.Ok) return null;
+  if (shared.cas != state.cas || !state.valid) {
     const lines = String.UTF8.decode(shared.value).split("\n");
-    shapesView.epoch = lines[0];
+    state.cas = shared.cas;
+    state.valid = lines.length >= 2 && lines[0].length > 0;
+    if (!state.valid) return null;
+    const epoch = lines[0];
+    const old = state.shapes;
     const shapes = new Array<Shape>(0);
-    for (let i = 1; i < lines.length && shapes.length < MAX_SHAPES; i++) {
-      const s = parseShapeText(lines[i]);
+    for (let i = 2; i < lines.length && shapes.length < MAX_SHAPES; i++) {
+      // A shape parsed before keeps its precomputed key prefix.
+      let s: Shape | null = null;
+      for (let j = 0; j < old.length; j++) if (old[j].text == lines[i]) s = old[j];
+      if (s === null) s = parseShapeText(lines[i]);
       if (s !== null) shapes.push(s);
     }
-    shapesView.shapes = shapes;
-    shapesView.cas = shared.cas;
+    state.epoch = epoch;
+    state.confirmedAtMs = <i64>parseInt(lines[1]);
+    state.shapes = shapes;
   }
-  if (shapesView.epoch != epoch) return [];
-  return shapesView.shapes;
+  return state;
 }
 
-/** Adds a shape to the list of the current epoch (a list of another epoch is replaced). */
-function addShape(epoch: string, shape: string): void {
+/**
+ * Rewrites the shared state with CAS: `update` gets the current lines (empty when there are none)
+ * and returns the new text, or null to leave it as it is.
+ */
+function updateState(update: (lines: string[]) => string | null): void {
   for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
     let cas = CREATE_CAS;
-    let next = epoch + "\n" + shape;
-    if (getSharedData(SHAPES_KEY, shared) == HostStatus.Ok) {
+    let lines = new Array<string>(0);
+    if (getSharedData(STATE_KEY, shared) == HostStatus.Ok) {
       cas = shared.cas;
-      const lines = String.UTF8.decode(shared.value).split("\n");
-      if (lines[0] == epoch) {
-        for (let i = 1; i < lines.length; i++) if (lines[i] == shape) return;
-        if (lines.length - 1 >= MAX_SHAPES) return;
-        next = lines.join("\n") + "\n" + shape;
-      }
+      lines = String.UTF8.decode(shared.value).split("\n");
     }
-    if (setSharedData(SHAPES_KEY, String.UTF8.encode(next), cas) == HostStatus.Ok) return;
+    const next = update(lines);
+    if (next === null) return;
+    if (setSharedData(STATE_KEY, String.UTF8.encode(next), cas) == HostStatus.Ok) return;
   }
 }
+
+/** Adds a shape to the list of the current epoch (a state of another epoch is left alone). */
+function addShape(epoch: string, shape: string): void {
+  pendingEpoch = epoch;
+  pendingShape = shape;
+  updateState((lines: string[]): string | null => {
+    if (lines.length < 2 || lines[0] != pendingEpoch || lines.length - 2 >= MAX_SHAPES) return null;
+    for (let i = 2; i < lines.length; i++) if (lines[i] == pendingShape) return null;
+    return lines.join("\n") + "\n" + pendingShape;
+  });
+}
+// Closures cannot capture locals in AssemblyScript 0.17: the arguments of the update in progress.
+let pendingEpoch = "";
+let pendingShape = "";
+let pendingSentAtMs: i64 = 0;
+let pendingChanged = false;
 
 function nowMs(): i64 {
   return <i64>nowNanos() / NS_PER_MS;
@@ -143,8 +170,17 @@ function slotOf(key: ArrayBuffer, slots: u32): u32 {
   return <u32>(load<u64>(changetype<usize>(key)) % <u64>slots);
 }
 
-function slotKey(slot: u32): ArrayBuffer {
-  return String.UTF8.encode(SLOT_PREFIX + slot.toString());
+/** Writes the shared-data key of `slot` into SLOT_KEY (reused, no allocation); returns its length. */
+function slotKey(slot: u32): u32 {
+  const p = changetype<usize>(SLOT_KEY);
+  let digits: u32 = 1;
+  for (let v = slot; v >= 10; v /= 10) digits++;
+  let n = slot;
+  for (let i = <i32>digits - 1; i >= 0; i--) {
+    store<u8>(p + <usize>SLOT_PREFIX_BYTES + <usize>i, <u8>(0x30 + n % 10));
+    n /= 10;
+  }
+  return <u32>SLOT_PREFIX_BYTES + digits;
 }
 
 function randomHex128(): string {
@@ -164,21 +200,38 @@ function sourceIp(): string {
   return ip;
 }
 
+/**
+ * Parses a stored entry's payload: the directive JSON, then the metadata headers as line pairs (name,
+ * value). Names are the configuration's own buffers (compared by identity on a hit); others are dropped.
+ */
+function parseEntry(config: CacheConfig, ptr: usize, len: usize): Directive | null {
+  const text = String.UTF8.decodeUnsafe(ptr, len);
+  const nl = text.indexOf("\n");
+  if (nl < 0) return parseDirective(text);
+  const d = parseDirective(text.substring(0, nl));
+  if (d === null) return null;
+  const lines = text.substring(nl + 1).split("\n");
+  const names = config.metadataHeaderBytes;
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    for (let k = 0; k < names.length; k++) {
+      if (String.UTF8.decode(names[k]) != lines[i]) continue;
+      d.metadataNames.push(names[k]);
+      d.metadataValues.push(String.UTF8.encode(lines[i + 1]));
+    }
+  }
+  return d;
+}
+
 export class AuthzCacheRoot extends RootContext {
   config: CacheConfig | null = null;
-  metrics: Metrics = new Metrics();
   pollInFlight: bool = false;
   pollToken: u32 = 0;
   pollSentAtMs: i64 = 0;
 
   onConfigure(size: u32): bool {
-    const parser = new ConfigParser();
-    const config = parser.parse(readPluginConfiguration(size));
-    if (config === null) {
-      log(LogLevel.Critical, PREFIX + "invalid configuration: " + changetype<string>(parser.error));
-      return false;
-    }
-    this.metrics.define();
+    const config = configure<CacheConfig, ConfigParser>(new ConfigParser(), size, PREFIX);
+    if (config === null) return false;
+    metricIds = defineMetrics("meshward_authz_cache_", COUNTERS, GAUGES);
     this.config = config;
     setTickPeriodMilliseconds(config.pollMs);
     return true;
@@ -191,6 +244,7 @@ export class AuthzCacheRoot extends RootContext {
   onTick(): void {
     const config = this.config;
     if (config === null) return;
+    readState();
     const now = nowMs();
     // A lost answer must not stop polling: give up on it after the staleness bound.
     if (this.pollInFlight && now - this.pollSentAtMs < config.maxStalenessMs) return;
@@ -215,26 +269,32 @@ export class AuthzCacheRoot extends RootContext {
       const c = epoch.charCodeAt(i);
       if (c <= 0x20 || c >= 0x7f) return;
     }
-    this.publishEpoch(epoch, this.pollSentAtMs);
+    publishEpoch(epoch, this.pollSentAtMs);
+    readState();
   }
+}
 
-  /** Publishes `epoch` as confirmed at `sentAtMs` (when the poll was sent), unless a later poll already did. */
-  publishEpoch(epoch: string, sentAtMs: i64): void {
-    const value = String.UTF8.encode(epoch + "\n" + sentAtMs.toString());
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      let cas = CREATE_CAS;
-      if (getSharedData(EPOCH_KEY, shared) == HostStatus.Ok) {
-        cas = shared.cas;
-        const text = String.UTF8.decode(shared.value);
-        const nl = text.indexOf("\n");
-        if (nl > 0) {
-          if (<i64>parseInt(text.substring(nl + 1)) >= sentAtMs) return;
-          if (text.substring(0, nl) != epoch) incrementMetric(this.metrics.invalidations, 1);
-        }
-      }
-      if (setSharedData(EPOCH_KEY, value, cas) == HostStatus.Ok) return;
+/**
+ * Publishes `epoch` as confirmed at `sentAtMs` (when the poll was sent), unless a later poll already
+ * did. The same epoch keeps its shapes; a new one starts with none (and counts an invalidation).
+ */
+function publishEpoch(epoch: string, sentAtMs: i64): void {
+  pendingEpoch = epoch;
+  pendingSentAtMs = sentAtMs;
+  pendingChanged = false;
+  updateState((lines: string[]): string | null => {
+    pendingChanged = false; // this attempt's view (a CAS retry may see another worker's publish)
+    const confirmed = pendingEpoch + "\n" + pendingSentAtMs.toString();
+    if (lines.length < 2) return confirmed;
+    if (<i64>parseInt(lines[1]) >= pendingSentAtMs) return null;
+    if (lines[0] != pendingEpoch) {
+      pendingChanged = true;
+      return confirmed;
     }
-  }
+    lines[1] = pendingSentAtMs.toString();
+    return lines.join("\n");
+  });
+  if (pendingChanged) count(M.Invalidations);
 }
 
 class AuthzCacheStream extends Context {
@@ -248,9 +308,15 @@ class AuthzCacheStream extends Context {
     return changetype<AuthzCacheRoot>(this.root_context);
   }
 
+  // The SDK's defaults build and log a debug line (three host calls) on every stream.
+  onLog(): void {}
+  onDone(): bool {
+    return true;
+  }
+  onDelete(): void {}
+
   onRequestHeaders(_headers: u32, _endOfStream: bool): FilterHeadersStatusValues {
-    const root = this.root;
-    const config = root.config;
+    const config = this.root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
     if (++streams % COLLECT_EVERY == 0) collectGarbage();
     const pairs = requestHeaderPairs();
@@ -261,16 +327,20 @@ class AuthzCacheStream extends Context {
     if (view.find(NONCE)) removeRequestHeader(NONCE);
 
     const now = nowMs();
-    if (readEpoch()) {
-      if (now - epochView.confirmedAtMs <= config.maxStalenessMs) {
-        // Header names and values bytes: the pairs buffer minus its table and NUL terminators.
-        const d = this.lookup(config, epochView.epoch, now, pairs.byteLength - 4 - 10 * view.size);
-        if (d !== null) return this.applyHit(config, d, skipName);
-      } else {
-        incrementMetric(root.metrics.stale, 1);
-      }
+    // Header names and values bytes: the pairs buffer minus its table and NUL terminators.
+    const pairsBytes = pairs.byteLength - 4 - 10 * view.size;
+    let d: Directive | null = null;
+    if (state.valid) d = this.lookup(config, state, now, pairsBytes);
+    if (d === null) {
+      // Shapes or entries another worker learned, or a newer confirmation: one read, then once more.
+      const cas = state.cas;
+      const valid = state.valid;
+      const st = readState();
+      if (st !== null && (st.cas != cas || !valid)) d = this.lookup(config, st, now, pairsBytes);
     }
-    incrementMetric(root.metrics.misses, 1);
+    if (d !== null) return this.applyHit(config, d, skipName);
+    if (state.valid && now - state.confirmedAtMs > config.maxStalenessMs) count(M.Stale);
+    count(M.Misses);
     this.state = State.Miss;
     this.original = pairs;
     this.nonce = randomHex128();
@@ -278,46 +348,48 @@ class AuthzCacheStream extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  lookup(config: CacheConfig, epoch: string, now: i64, pairsBytes: i32): Directive | null {
-    const shapes = readShapes(epoch);
+  lookup(config: CacheConfig, st: StateView, now: i64, pairsBytes: i32): Directive | null {
+    // Served only while the epoch was confirmed within the bound.
+    if (now - st.confirmedAtMs > config.maxStalenessMs) return null;
+    const shapes = st.shapes;
     let ip = "";
     let ipRead = false;
+    const k = changetype<usize>(KEY);
     for (let i = 0; i < shapes.length; i++) {
-      const shape = shapes[i];
+      const shape = unchecked(shapes[i]);
       if (shape.address && !ipRead) {
         ip = sourceIp();
         ipRead = true;
       }
-      const key = cacheKey(epoch, shape, view, ip);
-      const slot = slotOf(key, config.slots);
-      if (getSharedData(slotKey(slot), shared) != HostStatus.Ok) continue;
-      const v = shared.value;
-      if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
-      const p = changetype<usize>(v);
-      if (memory.compare(p, changetype<usize>(key), 32) != 0) continue;
-      if (<i64>load<f64>(p + 32) <= now) continue;
+      cacheKeyInto(st.epoch, shape, view, ip, k);
       let d: Directive | null = null;
-      if (parsedBySlot.has(slot)) {
-        const cached = parsedBySlot.get(slot);
-        if (cached.cas == shared.cas) d = cached.directive;
-      }
-      if (d === null) {
-        d = parseDirective(String.UTF8.decodeUnsafe(p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES)));
+      const local = l1Slot(k);
+      if (local.directive !== null && <i64>local.expiresAtMs > now && memory.compare(changetype<usize>(local.key), k, 32) == 0) {
+        d = local.directive;
+      } else {
+        if (getSharedDataAt(changetype<usize>(SLOT_KEY), slotKey(slotOf(KEY, config.slots)), shared) != HostStatus.Ok) continue;
+        const v = shared.value;
+        if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
+        const p = changetype<usize>(v);
+        if (memory.compare(p, k, 32) != 0) continue;
+        const expires = load<f64>(p + 32);
+        if (<i64>expires <= now) continue;
+        d = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES));
         if (d === null) continue;
         d.encode();
-        if (parsedBySlot.size >= MAX_PARSED) parsedBySlot.clear();
-        parsedBySlot.set(slot, new ParsedEntry(shared.cas, d));
+        l1Put(k, expires, d);
       }
       // authz-server counts this request's headers with the nonce a miss adds; over its limits it
       // answers 431 whatever the key says, so such a request is never a hit.
-      if (<i64>view.size + 1 > d.maxHeaders || <i64>pairsBytes + NONCE_BYTES > d.maxHeaderBytes) return null;
-      return d;
+      const found = changetype<Directive>(d);
+      if (<i64>view.size + 1 > found.maxHeaders || <i64>pairsBytes + NONCE_BYTES > found.maxHeaderBytes) return null;
+      return found;
     }
     return null;
   }
 
   applyHit(config: CacheConfig, d: Directive, skipName: ArrayBuffer): FilterHeadersStatusValues {
-    incrementMetric(this.root.metrics.hits, 1);
+    count(M.Hits);
     if (!d.allow) {
       this.state = State.HitDeny;
       sendLocalResponse(d.status, "meshward_authz_cache", String.UTF8.encode(d.body), serializePairs(d.headerNames, d.headerValues), -1);
@@ -325,34 +397,54 @@ class AuthzCacheStream extends Context {
     }
     this.state = State.HitAllow;
     this.hit = d;
-    for (let i = 0; i < d.removeBytes.length; i++) removeRequestHeader(d.removeBytes[i]);
-    for (let i = 0; i < d.headerNameBytes.length; i++) replaceRequestHeader(d.headerNameBytes[i], d.headerValueBytes[i]);
+    // A header the client did not send needs no removal (the view holds this request's headers).
+    for (let i = 0; i < d.removeBytes.length; i++) {
+      const name = unchecked(d.removeBytes[i]);
+      if (view.find(name)) removeRequestHeader(name);
+    }
+    for (let i = 0; i < d.headerNameBytes.length; i++) replaceRequestHeader(unchecked(d.headerNameBytes[i]), unchecked(d.headerValueBytes[i]));
+    this.replayMetadata(config, d);
     replaceRequestHeader(skipName, config.skipTokenBytes);
     return FilterHeadersStatusValues.Continue;
+  }
+
+  /**
+   * Sets the metadata headers header_to_metadata turns into ext_authz's metadata on a hit; a
+   * client's copy of a configured header the entry does not set is removed (it would be replayed too).
+   */
+  replayMetadata(config: CacheConfig, d: Directive): void {
+    const headers = config.metadataHeaderBytes;
+    for (let i = 0; i < headers.length; i++) {
+      const name = unchecked(headers[i]);
+      let j = 0;
+      while (j < d.metadataNames.length && unchecked(d.metadataNames[j]) !== name) j++;
+      if (j < d.metadataNames.length) replaceRequestHeader(name, unchecked(d.metadataValues[j]));
+      else if (view.find(name)) removeRequestHeader(name);
+    }
   }
 
   onResponseHeaders(_headers: u32, _endOfStream: bool): FilterHeadersStatusValues {
     const config = this.root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
     // A directive never reaches the client, whoever set it.
+    if (this.state == State.HitAllow) {
+      removeResponseHeader(DIRECTIVE);
+      const d = changetype<Directive>(this.hit);
+      for (let i = 0; i < d.responseNameBytes.length; i++) addResponseHeader(unchecked(d.responseNameBytes[i]), unchecked(d.responseValueBytes[i]));
+      return FilterHeadersStatusValues.Continue;
+    }
     const value = headerValue(MapType.ResponseHeaders, DIRECTIVE);
     removeResponseHeader(DIRECTIVE);
-    if (this.state == State.HitAllow) {
-      const d = changetype<Directive>(this.hit);
-      for (let i = 0; i < d.responseNameBytes.length; i++) addResponseHeader(d.responseNameBytes[i], d.responseValueBytes[i]);
-    } else if (this.state == State.Miss && value.length > 0) {
-      this.learn(config, value);
-    }
+    if (this.state == State.Miss && value.length > 0) this.learn(config, value);
     return FilterHeadersStatusValues.Continue;
   }
 
   learn(config: CacheConfig, value: string): void {
-    const metrics = this.root.metrics;
     const json = verifyDirective(value, config.secret);
     let d: Directive | null = null;
     if (json !== null) d = parseDirective(json);
     if (d === null || d.nonce != this.nonce) {
-      incrementMetric(metrics.rejected, 1);
+      count(M.Rejected);
       let why = directiveError;
       if (d !== null) why = "nonce of another stream";
       log(LogLevel.Warn, PREFIX + "directive rejected: " + why);
@@ -360,10 +452,11 @@ class AuthzCacheStream extends Context {
     }
     // Only entries of the epoch Envoy currently holds: an older one is already invalid, a newer one
     // will be learned again once the poll has seen it.
-    if (!readEpoch() || d.epoch != epochView.epoch) return;
+    const st = readState();
+    if (st === null || d.epoch != st.epoch) return;
     const shape = parseShape(d.shape);
     if (shape === null) {
-      incrementMetric(metrics.rejected, 1);
+      count(M.Rejected);
       return;
     }
     const now = nowMs();
@@ -373,27 +466,49 @@ class AuthzCacheStream extends Context {
     view.reset(this.original);
     let ip = "";
     if (shape.address) ip = sourceIp();
-    const key = cacheKey(d.epoch, shape, view, ip);
-    const jsonBytes = String.UTF8.encode(changetype<string>(json));
-    const size = ENTRY_HEADER_BYTES + jsonBytes.byteLength;
+    cacheKeyInto(d.epoch, shape, view, ip, changetype<usize>(KEY));
+    const payload = String.UTF8.encode(changetype<string>(json) + this.metadataLines(config));
+    const size = ENTRY_HEADER_BYTES + payload.byteLength;
     if (size > config.maxEntryBytes) return;
     const entry = new ArrayBuffer(size);
     const p = changetype<usize>(entry);
-    memory.copy(p, changetype<usize>(key), 32);
+    memory.copy(p, changetype<usize>(KEY), 32);
     store<f64>(p + 32, expires);
-    memory.copy(p + ENTRY_HEADER_BYTES, changetype<usize>(jsonBytes), jsonBytes.byteLength);
+    memory.copy(p + ENTRY_HEADER_BYTES, changetype<usize>(payload), payload.byteLength);
     addShape(d.epoch, shape.text);
-    const slot = slotKey(slotOf(key, config.slots));
-    if (getSharedData(slot, shared) == HostStatus.Ok) {
+    const slotLen = slotKey(slotOf(KEY, config.slots));
+    const slotPtr = changetype<usize>(SLOT_KEY);
+    if (getSharedDataAt(slotPtr, slotLen, shared) == HostStatus.Ok) {
       const old = shared.value;
       if (old.byteLength > ENTRY_HEADER_BYTES && memory.compare(changetype<usize>(old), p, 32) != 0 &&
         <i64>load<f64>(changetype<usize>(old) + 32) > now) {
-        incrementMetric(metrics.evictions, 1);
+        count(M.Evictions);
       }
     } else {
-      incrementMetric(metrics.entries, 1);
+      count(M.Entries);
     }
-    setSharedData(slot, entry, 0);
-    incrementMetric(metrics.stores, 1);
+    setSharedDataAt(slotPtr, slotLen, entry, 0);
+    count(M.Stores);
+    const stored = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>payload.byteLength);
+    if (stored !== null) {
+      stored.encode();
+      l1Put(p, expires, stored);
+    }
+  }
+
+  /** "\n<header>\n<base64 value>" for each configured key ext_authz set on this stream ("" when off). */
+  metadataLines(config: CacheConfig): string {
+    if (config.metadataKeys.length == 0) return "";
+    const raw = getProperty(METADATA);
+    if (raw === null) return "";
+    const md = metadataHeaders(raw, config.metadataNamespaceBytes, config.metadataKeyBytes, config.metadataHeaderBytes);
+    if (md === null) {
+      log(LogLevel.Warn, PREFIX + "dynamic metadata not replayable: malformed metadata property");
+      return "";
+    }
+    if (md.unknown > 0) log(LogLevel.Debug, PREFIX + md.unknown.toString() + " metadata fields not in metadataKeys: not replayed on hits");
+    let s = "";
+    for (let i = 0; i < md.names.length; i++) s += "\n" + String.UTF8.decode(md.names[i]) + "\n" + String.UTF8.decode(md.values[i]);
+    return s;
   }
 }

@@ -15,6 +15,9 @@ export class Shape {
   headers: ArrayBuffer[] = [];
   query: bool = false;
   address: bool = false;
+  /** The hasher state after the constant prefix (domain, epoch, shape) of `prefixEpoch`'s keys. */
+  prefix: Sha256 | null = null;
+  prefixEpoch: string = "";
 }
 
 /** Parses a shape (`k` of a directive, joined by ","); null when any attribute is malformed. */
@@ -51,6 +54,7 @@ function isHeaderName(s: string): bool {
 }
 
 const hasher = new Sha256();
+const PATH = String.UTF8.encode(":path");
 
 function viewField(h: Sha256, view: RequestView, name: ArrayBuffer): void {
   if (view.find(name)) {
@@ -61,20 +65,49 @@ function viewField(h: Sha256, view: RequestView, name: ArrayBuffer): void {
   }
 }
 
-/** The 32-byte key of `view` under `shape` in `epoch`; `sourceIp` is used only when the shape has `a`. */
-export function cacheKey(epoch: string, shape: Shape, view: RequestView, sourceIp: string): ArrayBuffer {
+/** The hasher state after the domain, the epoch and the shape text: computed once per shape and epoch. */
+function prefixOf(shape: Shape, epoch: string): Sha256 {
+  let p = shape.prefix;
+  if (p === null || shape.prefixEpoch != epoch) {
+    p = new Sha256();
+    p.fieldString(DOMAIN);
+    p.fieldString(epoch);
+    p.fieldString(shape.text);
+    shape.prefix = p;
+    shape.prefixEpoch = epoch;
+  }
+  return p;
+}
+
+/**
+ * Writes the 32-byte key of `view` under `shape` in `epoch` at `out`; `sourceIp` is used only when
+ * the shape has `a`. Hashes the header bytes in place (no decoding, no allocation per request).
+ */
+export function cacheKeyInto(epoch: string, shape: Shape, view: RequestView, sourceIp: string, out: usize): void {
   const h = hasher;
-  h.reset();
-  h.fieldString(DOMAIN);
-  h.fieldString(epoch);
-  h.fieldString(shape.text);
+  h.copyFrom(prefixOf(shape, epoch));
   viewField(h, view, METHOD);
   viewField(h, view, SCHEME);
   viewField(h, view, AUTHORITY);
-  if (shape.query) h.fieldString(view.target());
-  else h.fieldString(view.path());
+  // The whole `:path` with `q`, else up to its query or fragment ("" when absent).
+  let ptr: usize = 0;
+  let len: u32 = 0;
+  if (view.find(PATH)) {
+    ptr = view.foundPtr;
+    len = view.foundLen;
+    if (!shape.query) {
+      for (let i: u32 = 0; i < len; i++) {
+        const c = load<u8>(ptr + <usize>i);
+        if (c == 0x3f || c == 0x23) {
+          len = i;
+          break;
+        }
+      }
+    }
+  }
+  h.field(ptr, len);
   for (let i = 0; i < shape.headers.length; i++) {
-    const name = shape.headers[i];
+    const name = unchecked(shape.headers[i]);
     // The count of values (absent = 0), then every value in order: a prefix-free encoding.
     let count: u32 = 0;
     let at = view.findFrom(name, 0);
@@ -90,5 +123,12 @@ export function cacheKey(epoch: string, shape: Shape, view: RequestView, sourceI
     }
   }
   if (shape.address) h.fieldString(sourceIp);
-  return h.digest();
+  h.digestInto(out);
+}
+
+/** The 32-byte key of `view` under `shape` in `epoch`, in a new buffer. */
+export function cacheKey(epoch: string, shape: Shape, view: RequestView, sourceIp: string): ArrayBuffer {
+  const out = new ArrayBuffer(32);
+  cacheKeyInto(epoch, shape, view, sourceIp, changetype<usize>(out));
+  return out;
 }

@@ -52,10 +52,8 @@ class RouterContext extends Context {
     const root = this.root_context as RouterRoot;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++requests % COLLECT_EVERY == 0) {
-      collectGarbage();
-      memoryGauge.report();
-    }
+    if (++requests % COLLECT_EVERY == 0) collectGarbage();
+    memoryGauge.check();
     view.reset(requestHeaderPairs());
     decide(config, view, random!, decision);
     applyHeaderEdits(config);
@@ -74,11 +72,8 @@ class RouterContext extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  // The SDK's defaults log a debug line built by string concatenation on every stream.
-  onLog(): void {}
-  onDone(): bool {
-    return true;
-  }
+  // The SDK's default logs a debug line built by string concatenation (on_delete is exported; on_log and
+  // on_done are not, index.ts).
   onDelete(): void {}
 }
 

@@ -255,8 +255,13 @@ export class SharedData {
 
 /** Reads `key` (UTF-8 bytes) into `out` (reused to avoid allocation); returns the status. */
 export function getSharedData(key: ArrayBuffer, out: SharedData): u32 {
+  return getSharedDataAt(changetype<usize>(key), <u32>key.byteLength, out);
+}
+
+/** `getSharedData` with the key as `keyLen` bytes at `keyPtr` (a key built in a reused buffer). */
+export function getSharedDataAt(keyPtr: usize, keyLen: u32, out: SharedData): u32 {
   clearScratch();
-  const status = imports.proxy_get_shared_data(changetype<usize>(key), key.byteLength, S_PTR, S_SIZE, S_U32);
+  const status = imports.proxy_get_shared_data(keyPtr, keyLen, S_PTR, S_SIZE, S_U32);
   out.status = status;
   out.cas = load<u32>(S_U32);
   if (status == HostStatus.Ok) out.value = takeHostBuffer();
@@ -270,7 +275,12 @@ export function getSharedData(key: ArrayBuffer, out: SharedData): u32 {
  * non-zero cas no entry can carry (e.g. 0xffffffff) and re-read.
  */
 export function setSharedData(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {
-  return imports.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength, cas);
+  return setSharedDataAt(changetype<usize>(key), <u32>key.byteLength, value, cas);
+}
+
+/** `setSharedData` with the key as `keyLen` bytes at `keyPtr`. */
+export function setSharedDataAt(keyPtr: usize, keyLen: u32, value: ArrayBuffer, cas: u32): u32 {
+  return imports.proxy_set_shared_data(keyPtr, keyLen, changetype<usize>(value), value.byteLength, cas);
 }
 
 // ---- metrics ---------------------------------------------------------------------------------
@@ -319,18 +329,57 @@ export function linearMemoryBytes(): u64 {
   return (<u64>memory.size()) << 16;
 }
 
+/** VMs of one vm_id that get a gauge of their own; later ones (config reloads) report to the shared gauge only. */
+export const MAX_VM_GAUGES: u32 = 64;
+/** CAS that no stored shared-data entry carries: creating a slot with it cannot overwrite another VM's write. */
+export const CREATE_CAS: u32 = 0xffffffff;
+
 /**
- * The gauge `meshward_<filter>_memory_bytes`: linear memory of the VM that reported last (every VM
- * reports after configuring and after each cycle collection). Envoy has no per-VM memory stat.
+ * A number unique to this VM among the VMs sharing `key`'s shared data (one Envoy, one vm_id): 1, 2, …
+ * in the order the VMs ask; 0 when the counter could not be updated (64 lost races).
+ */
+export function claimVmOrdinal(key: string): u32 {
+  const k = String.UTF8.encode(key);
+  const slot = new SharedData();
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const found = getSharedData(k, slot) == HostStatus.Ok && slot.value.byteLength == 4;
+    const next = (found ? load<u32>(changetype<usize>(slot.value)) : 0) + 1;
+    const bytes = new ArrayBuffer(4);
+    store<u32>(changetype<usize>(bytes), next);
+    if (setSharedData(k, bytes, found ? slot.cas : CREATE_CAS) == HostStatus.Ok) return next;
+  }
+  return 0;
+}
+
+/**
+ * The gauges of a filter's linear memory: `meshward_<filter>_memory_bytes` (every VM writes it: it holds the
+ * value of the VM that reported last) and `meshward_<filter>_memory_bytes_vm_<n>`, this VM's own (n from
+ * `claimVmOrdinal`, the first MAX_VM_GAUGES VMs). Envoy has no per-VM memory stat. A VM reports after
+ * configuring, whenever `check` sees linear memory grew (`memory.size()`, no host call), and on `report`.
  */
 export class MemoryGauge {
   id: u32 = 0;
+  vmGauge: u32 = 0;
+  /** Pages at the last report. */
+  pages: i32 = 0;
   define(filter: string): void {
-    if (this.id == 0) this.id = defineMetric(MetricKind.Gauge, "meshward_" + filter + "_memory_bytes");
+    if (this.id == 0) {
+      const name = "meshward_" + filter + "_memory_bytes";
+      this.id = defineMetric(MetricKind.Gauge, name);
+      const ordinal = claimVmOrdinal("meshward." + filter + ".vm-ordinal");
+      if (ordinal > 0 && ordinal <= MAX_VM_GAUGES) this.vmGauge = defineMetric(MetricKind.Gauge, name + "_vm_" + ordinal.toString());
+    }
     this.report();
   }
+  /** Reports when linear memory grew since the last report (memory never shrinks). */
+  check(): void {
+    if (memory.size() != this.pages) this.report();
+  }
   report(): void {
-    recordMetric(this.id, linearMemoryBytes());
+    this.pages = memory.size();
+    const bytes = linearMemoryBytes();
+    recordMetric(this.id, bytes);
+    recordMetric(this.vmGauge, bytes);
   }
 }
 // AssemblyScript 0.17 only emits the lazily compiled collector when it is referenced at top level.

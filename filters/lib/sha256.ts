@@ -1,5 +1,6 @@
 // SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104) over linear memory, streaming, no allocation per
-// block. Pure; checked against node:crypto in test/filters/authz-cache/sha256.test.ts.
+// block: whole blocks are compressed in place with raw loads. Pure; checked against node:crypto in
+// test/filters/authz-cache/pure.test.ts.
 
 const K: StaticArray<u32> = [
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -24,26 +25,41 @@ export class Sha256 {
   }
 
   reset(): void {
-    const h = this.h;
-    h[0] = 0x6a09e667; h[1] = 0xbb67ae85; h[2] = 0x3c6ef372; h[3] = 0xa54ff53a;
-    h[4] = 0x510e527f; h[5] = 0x9b05688c; h[6] = 0x1f83d9ab; h[7] = 0x5be0cd19;
+    const h = changetype<usize>(this.h);
+    store<u32>(h, 0x6a09e667, 0); store<u32>(h, 0xbb67ae85, 4); store<u32>(h, 0x3c6ef372, 8); store<u32>(h, 0xa54ff53a, 12);
+    store<u32>(h, 0x510e527f, 16); store<u32>(h, 0x9b05688c, 20); store<u32>(h, 0x1f83d9ab, 24); store<u32>(h, 0x5be0cd19, 28);
     this.used = 0;
     this.total = 0;
   }
 
+  /** Makes this hasher continue from `other`'s state (a precomputed prefix, hashed once). */
+  copyFrom(other: Sha256): void {
+    memory.copy(changetype<usize>(this.h), changetype<usize>(other.h), 32);
+    memory.copy(changetype<usize>(this.block), changetype<usize>(other.block), <usize>other.used);
+    this.used = other.used;
+    this.total = other.total;
+  }
+
   update(ptr: usize, len: usize): void {
-    const b = changetype<usize>(this.block);
     this.total += <u64>len;
     let i: usize = 0;
-    while (i < len) {
-      const take = min<usize>(<usize>(64 - this.used), len - i);
-      memory.copy(b + <usize>this.used, ptr + i, take);
+    if (this.used > 0) {
+      const take = min<usize>(<usize>(64 - this.used), len);
+      memory.copy(changetype<usize>(this.block) + <usize>this.used, ptr, take);
       this.used += <i32>take;
-      i += take;
-      if (this.used == 64) {
-        this.compress();
-        this.used = 0;
-      }
+      i = take;
+      if (this.used < 64) return;
+      this.compress(changetype<usize>(this.block));
+      this.used = 0;
+    }
+    // Whole blocks straight from the caller's memory, no copy.
+    while (len - i >= 64) {
+      this.compress(ptr + i);
+      i += 64;
+    }
+    if (i < len) {
+      memory.copy(changetype<usize>(this.block), ptr + i, len - i);
+      this.used = <i32>(len - i);
     }
   }
 
@@ -61,72 +77,73 @@ export class Sha256 {
     this.update(ptr, len);
   }
 
-  fieldString(s: string): void {
-    const b = String.UTF8.encode(s);
+  fieldBuffer(b: ArrayBuffer): void {
     this.field(changetype<usize>(b), <usize>b.byteLength);
+  }
+
+  fieldString(s: string): void {
+    this.fieldBuffer(String.UTF8.encode(s));
   }
 
   u32(v: u32): void {
     const b = changetype<usize>(scratch4);
-    store<u8>(b, <u8>(v >>> 24));
-    store<u8>(b + 1, <u8>(v >>> 16));
-    store<u8>(b + 2, <u8>(v >>> 8));
-    store<u8>(b + 3, <u8>v);
+    store<u32>(b, bswap<u32>(v));
     this.update(b, 4);
   }
 
-  /** Finishes into 32 bytes; the hasher must be reset before reuse. */
-  digest(): ArrayBuffer {
+  /** Finishes into `out` (32 bytes at `o`); the hasher must be reset before reuse. */
+  digestInto(o: usize): void {
     const bits = this.total * 8;
     const b = changetype<usize>(this.block);
     store<u8>(b + <usize>this.used, 0x80);
     this.used++;
     if (this.used > 56) {
       memory.fill(b + <usize>this.used, 0, <usize>(64 - this.used));
-      this.compress();
+      this.compress(b);
       this.used = 0;
     }
     memory.fill(b + <usize>this.used, 0, <usize>(56 - this.used));
-    for (let i = 0; i < 8; i++) store<u8>(b + 56 + <usize>i, <u8>(bits >>> (<u64>(56 - 8 * i))));
-    this.compress();
+    store<u64>(b + 56, bswap<u64>(bits));
+    this.compress(b);
+    const h = changetype<usize>(this.h);
+    for (let i: usize = 0; i < 32; i += 4) store<u32>(o + i, bswap<u32>(load<u32>(h + i)));
+  }
+
+  /** Finishes into a new 32-byte buffer; the hasher must be reset before reuse. */
+  digest(): ArrayBuffer {
     const out = new ArrayBuffer(32);
-    const o = changetype<usize>(out);
-    for (let i = 0; i < 8; i++) {
-      const v = this.h[i];
-      store<u8>(o + <usize>(4 * i), <u8>(v >>> 24));
-      store<u8>(o + <usize>(4 * i + 1), <u8>(v >>> 16));
-      store<u8>(o + <usize>(4 * i + 2), <u8>(v >>> 8));
-      store<u8>(o + <usize>(4 * i + 3), <u8>v);
-    }
+    this.digestInto(changetype<usize>(out));
     return out;
   }
 
-  private compress(): void {
-    const b = changetype<usize>(this.block);
-    const w = this.w;
-    for (let i = 0; i < 16; i++) {
-      const p = b + <usize>(4 * i);
-      w[i] = (<u32>load<u8>(p) << 24) | (<u32>load<u8>(p + 1) << 16) | (<u32>load<u8>(p + 2) << 8) | <u32>load<u8>(p + 3);
-    }
-    for (let i = 16; i < 64; i++) {
-      const x = w[i - 15];
-      const y = w[i - 2];
+  /** One 64-byte block at `p`; raw loads, no bounds checks (the arrays have fixed sizes). */
+  private compress(p: usize): void {
+    const w = changetype<usize>(this.w);
+    const k = changetype<usize>(K);
+    for (let i: usize = 0; i < 64; i += 4) store<u32>(w + i, bswap<u32>(load<u32>(p + i)));
+    for (let i: usize = 64; i < 256; i += 4) {
+      const x = load<u32>(w + i - 60);
+      const y = load<u32>(w + i - 8);
       const s0 = rotr<u32>(x, 7) ^ rotr<u32>(x, 18) ^ (x >>> 3);
       const s1 = rotr<u32>(y, 17) ^ rotr<u32>(y, 19) ^ (y >>> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+      store<u32>(w + i, load<u32>(w + i - 64) + s0 + load<u32>(w + i - 28) + s1);
     }
-    const h = this.h;
-    let a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-    for (let i = 0; i < 64; i++) {
+    const h = changetype<usize>(this.h);
+    let a = load<u32>(h), bb = load<u32>(h, 4), c = load<u32>(h, 8), d = load<u32>(h, 12);
+    let e = load<u32>(h, 16), f = load<u32>(h, 20), g = load<u32>(h, 24), hh = load<u32>(h, 28);
+    for (let i: usize = 0; i < 256; i += 4) {
       const S1 = rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25);
       const ch = (e & f) ^ (~e & g);
-      const t1 = hh + S1 + ch + K[i] + w[i];
+      const t1 = hh + S1 + ch + load<u32>(k + i) + load<u32>(w + i);
       const S0 = rotr<u32>(a, 2) ^ rotr<u32>(a, 13) ^ rotr<u32>(a, 22);
       const mj = (a & bb) ^ (a & c) ^ (bb & c);
       const t2 = S0 + mj;
       hh = g; g = f; f = e; e = d + t1; d = c; c = bb; bb = a; a = t1 + t2;
     }
-    h[0] += a; h[1] += bb; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    store<u32>(h, load<u32>(h) + a); store<u32>(h, load<u32>(h, 4) + bb, 4);
+    store<u32>(h, load<u32>(h, 8) + c, 8); store<u32>(h, load<u32>(h, 12) + d, 12);
+    store<u32>(h, load<u32>(h, 16) + e, 16); store<u32>(h, load<u32>(h, 20) + f, 20);
+    store<u32>(h, load<u32>(h, 24) + g, 24); store<u32>(h, load<u32>(h, 28) + hh, 28);
   }
 }
 

@@ -2,12 +2,10 @@
 // slot with compare-and-swap, and an update that lost the race re-reads and tries again.
 //   cas.begin(key, retriesMetric);
 //   while (cas.read()) { …decode cas.value when cas.found…; if (cas.write(newBytes)) break; }
-import { HostStatus, SharedData, getSharedData, incrementMetric, setSharedData } from "../lib/host";
+import { CREATE_CAS, HostStatus, SharedData, getSharedData, incrementMetric, setSharedData } from "../lib/host";
 
 /** CAS retries before giving up on one shared-data update (the caller then takes the stricter answer). */
 export const MAX_CAS_ATTEMPTS = 64;
-/** CAS used to create a slot: no stored entry carries it, so two creators cannot both win. */
-const CREATE_CAS: u32 = 0xffffffff;
 
 /** One CAS loop over one slot; reused (callbacks in one VM never overlap). */
 export class CasLoop {

@@ -5,9 +5,10 @@
 import { Context, FilterHeadersStatusValues, RootContext } from "@solo-io/proxy-runtime";
 import {
   LogLevel, MemoryGauge, addResponseHeader, collectGarbage, continueRequest, getProperty, incrementMetric, log, nowNanos,
-  readPluginConfiguration, requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
+  requestHeaderPairs, sendLocalResponse, setEffectiveContext, setTickPeriodMilliseconds,
   vmEnvironment,
 } from "../lib/host";
+import { configure } from "../lib/plugin";
 import { RequestView, serializePairs } from "../lib/request-view";
 import { ConfigParser, FailureMode, KeyKind, Limit, RateLimitConfig } from "./config";
 import { limitedBody, nearLimit, policyField, rateLimitField, unavailableBody } from "./headers";
@@ -53,12 +54,8 @@ export class RateLimitRoot extends RootContext {
   scratchSlots: u32[] = new Array<u32>(0);
 
   onConfigure(size: u32): bool {
-    const parser = new ConfigParser();
-    const config = parser.parse(readPluginConfiguration(size));
-    if (config === null) {
-      log(LogLevel.Critical, PREFIX + "invalid configuration: " + changetype<string>(parser.error));
-      return false;
-    }
+    const config = configure<RateLimitConfig, ConfigParser>(new ConfigParser(), size, PREFIX);
+    if (config === null) return false;
     this.metrics.define();
     memoryGauge.define("rate_limit");
     this.local = new LocalTake(this.metrics);
@@ -140,10 +137,8 @@ class RateLimitStream extends Context {
     const root = this.root;
     const config = root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    if (++root.streams % COLLECT_EVERY == 0) {
-      collectGarbage();
-      memoryGauge.report();
-    }
+    if (++root.streams % COLLECT_EVERY == 0) collectGarbage();
+    memoryGauge.check();
     // A limit keyed only on the client address needs no header map (one host call less per request).
     if (config.needsHeaders) root.view.reset(requestHeaderPairs());
     else root.view.reset(NO_HEADERS);
@@ -175,11 +170,7 @@ class RateLimitStream extends Context {
     return FilterHeadersStatusValues.Continue;
   }
 
-  // The SDK's defaults log a debug line built by string concatenation on every stream.
-  onLog(): void {}
-  onDone(): bool {
-    return true;
-  }
+  // No onLog/onDone: index.ts does not export proxy_on_log/proxy_on_done, so Envoy never calls them.
   onDelete(): void {
     this.gone = true;
   }

@@ -1,5 +1,8 @@
-// The rate-limit filter's counters, defined once per VM in onConfigure.
-import { MetricKind, defineMetric } from "../lib/host";
+// The rate-limit filter's counters, defined once per VM in onConfigure (lib/plugin.ts defineMetrics).
+import { defineMetrics } from "../lib/plugin";
+
+const COUNTERS = ["allowed_total", "limited_total", "dry_run_limited_total", "lease_requests_total", "lease_failures_total",
+  "pool_exhaustion_waits_total", "failure_mode_total", "cas_retries_total", "slot_collisions_total"];
 
 export class Metrics {
   allowed: u32 = 0;
@@ -13,14 +16,9 @@ export class Metrics {
   collisions: u32 = 0;
 
   define(): void {
-    this.allowed = defineMetric(MetricKind.Counter, "meshward_rate_limit_allowed_total");
-    this.limited = defineMetric(MetricKind.Counter, "meshward_rate_limit_limited_total");
-    this.dryRunLimited = defineMetric(MetricKind.Counter, "meshward_rate_limit_dry_run_limited_total");
-    this.leaseRequests = defineMetric(MetricKind.Counter, "meshward_rate_limit_lease_requests_total");
-    this.leaseFailures = defineMetric(MetricKind.Counter, "meshward_rate_limit_lease_failures_total");
-    this.poolWaits = defineMetric(MetricKind.Counter, "meshward_rate_limit_pool_exhaustion_waits_total");
-    this.failureMode = defineMetric(MetricKind.Counter, "meshward_rate_limit_failure_mode_total");
-    this.casRetries = defineMetric(MetricKind.Counter, "meshward_rate_limit_cas_retries_total");
-    this.collisions = defineMetric(MetricKind.Counter, "meshward_rate_limit_slot_collisions_total");
+    const id = defineMetrics("meshward_rate_limit_", COUNTERS, []);
+    this.allowed = id[0]; this.limited = id[1]; this.dryRunLimited = id[2];
+    this.leaseRequests = id[3]; this.leaseFailures = id[4]; this.poolWaits = id[5];
+    this.failureMode = id[6]; this.casRetries = id[7]; this.collisions = id[8];
   }
 }

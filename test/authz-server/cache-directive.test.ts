@@ -1,5 +1,5 @@
 // authz-server's side of the decision cache: which attributes a rule reads (CEL scan), which decisions
-// may be cached and for how long, the signed directive, and the epoch bumped on reload and revocation.
+// may be cached and for how long, the signed directive, and the epoch bumped on reload, revocation and key-set change.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -10,10 +10,11 @@ import type { Decision } from "../../authz-server/src/model.js";
 import { celDependencies, decisionDependencies, explainCacheability } from "../../authz-server/src/policy/dependencies.js";
 import { compilePolicyText } from "../../authz-server/src/policy/load-policy.js";
 import { CACHE_NONCE_HEADER, cacheDirective } from "../../authz-server/src/response/cache-directive.js";
+import { CacheEpoch } from "../../authz-server/src/response/cache-epoch.js";
 import { renderCheckResponse } from "../../authz-server/src/response/check-response.js";
 import { checkRequest } from "../../tools/testing/authz-harness.js";
 import { cachePolicy } from "../../tools/testing/authz-cache-world.js";
-import { createIssuer, startAuthz, tempDir } from "../../tools/testing/e2e-authz.js";
+import { createIssuer, startAuthz, tempDir, type RunningAuthz } from "../../tools/testing/e2e-authz.js";
 
 const SECRET = "unit-test-cache-secret-0123";
 const NONCE = "0123456789abcdef0123456789abcdef";
@@ -112,6 +113,31 @@ describe("decision cache: directives", () => {
   });
 });
 
+describe("decision cache: the epoch", () => {
+  it("follows the policy version, the revocation list and the served key sets, and names equal state alike", () => {
+    let keys = "jwt:e2e=A;";
+    const epoch = new CacheEpoch();
+    epoch.policyChanged("v1");
+    epoch.keysFrom(() => keys);
+    const e0 = epoch.value();
+    assert.match(e0, /^v1\.[0-9a-f]{32}$/);
+    assert.equal(epoch.value(), e0);
+    keys = "jwt:e2e=B;";
+    const e1 = epoch.value();
+    assert.notEqual(e1, e0, "a key set change (a key rotated out) is a new epoch");
+    epoch.revocationsChanged(() => [{ kind: "sub", value: "alice", expiresAt: 1 }]);
+    const e2 = epoch.value();
+    assert.notEqual(e2, e1);
+    keys = "jwt:e2e=A;";
+    epoch.revocationsChanged(() => []);
+    assert.equal(epoch.value(), e0, "the same state has the same epoch");
+    const other = new CacheEpoch();
+    other.policyChanged("v1");
+    other.keysFrom(() => "jwt:e2e=A;");
+    assert.equal(other.value(), e0, "another process with the same state");
+  });
+});
+
 describe("decision cache: epoch endpoint", function () {
   this.timeout(20_000);
   const epoch = (httpAddress: string) =>
@@ -123,6 +149,14 @@ describe("decision cache: epoch endpoint", function () {
       }).on("error", reject);
     });
 
+  /** The JWKS (a file here) is read in the background after start; the epoch names the loaded key set. */
+  const keysLoaded = async (authz: RunningAuthz) => {
+    for (let i = 0; !authz.holder.current!.credentials.status().ready; i++) {
+      if (i > 200) throw new Error("JWKS not loaded within 2 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
   it("changes on reload and on revocation, and only then; the same state gives the same epoch in every process", async () => {
     const tmp = tempDir();
     const issuer = await createIssuer(tmp.dir);
@@ -130,6 +164,7 @@ describe("decision cache: epoch endpoint", function () {
     writeFileSync(secretFile, SECRET);
     const authz = await startAuthz(tmp.dir, cachePolicy(issuer.jwksFile, secretFile));
     try {
+      await keysLoaded(authz);
       const e0 = await epoch(authz.httpAddress);
       assert.match(e0, /^[0-9a-f]{12}\.[0-9a-f]{32}$/);
       assert.equal(await epoch(authz.httpAddress), e0);
@@ -147,6 +182,7 @@ describe("decision cache: epoch endpoint", function () {
       // A second authz-server process with the same policy and revocations reports the same epoch.
       const other = await startAuthz(tmp.dir, cachePolicy(issuer.jwksFile, secretFile, "    - { name: extra, match: { paths: [\"/extra\"] }, allow: anonymous }\n"));
       try {
+        await keysLoaded(other);
         assert.equal(await epoch(other.httpAddress), e1);
         await other.revocations.revoke("sub", "bob", 60_000);
         assert.notEqual(await epoch(other.httpAddress), e1);

@@ -173,6 +173,32 @@ describe("authz-server Check over gRPC (component)", function () {
       }
     });
 
+    it("rejects a token whose key a JWKS refresh removed, though the verified-token cache held it", async () => {
+      const gone = newKey("RS256");
+      jwks.setKeys([rsa.jwk, ec.jwk, gone.jwk]);
+      const token = signJwt(gone, claims({ sub: "gone" }));
+      clock.set((NOW_S + 4) * 1000);
+      try {
+        // The first verify fetched the new key set, so its result is not cached (keys changed meanwhile); the second is.
+        assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
+        assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
+        const hits = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });
+        assert.equal((await get("/api/orders/1", bearer(token))).allowed, true);
+        assert.equal(await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" }), hits + 1, "the token is in the verified-token cache");
+        // The key is rotated out; a token with a kid never seen makes authz-server refetch the JWKS.
+        jwks.setKeys([rsa.jwk, ec.jwk]);
+        clock.set((NOW_S + 6) * 1000);
+        assert.equal((await get("/api/orders/1", bearer(signJwt(newKey("RS256"), claims())))).reason, "unknown_kid");
+        const r = await get("/api/orders/1", bearer(token));
+        assert.equal(r.status, 401);
+        assert.equal(r.reason, "unknown_kid");
+        assert.equal((await get("/api/orders/1", bearer(signJwt(rsa, claims())))).allowed, true, "the remaining keys still verify");
+      } finally {
+        jwks.setKeys([rsa.jwk, ec.jwk]);
+        clock.set(NOW_S * 1000);
+      }
+    });
+
     it("serves a repeated token from the verified-token cache and still enforces its expiry", async () => {
       const token = signJwt(rsa, claims({ sub: "cached", exp: NOW_S + 5 }));
       const hits = await h.metric("meshward_authz_token_cache_lookups_total", { result: "hit" });

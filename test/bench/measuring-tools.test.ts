@@ -138,7 +138,9 @@ describe("bench measuring tools", () => {
       server = await startCheckServer((_call, cb) => void setTimeout(() => cb(null, { status: { code: 0 } }), 25));
       const r = await runOpenLoop({ target: server.target, request, ratePerSec: 200, durationMs: 800, warmupMs: 200, drainMs: 10_000, keepSamples: true });
       assert.deepEqual([r.scheduled, r.completed, r.ok, r.errors, r.samplesMs!.length], [160, 160, 160, 0, 160]);
-      assert.ok(Math.min(...r.samplesMs!) >= 25, `min ${Math.min(...r.samplesMs!)} ms`);
+      // libuv keeps timer time in whole milliseconds cached at each loop turn, so a 25 ms timer can fire up to
+      // 1 ms early by the clock the generator reads (24.79 ms was seen once); a unit mistake would be far off.
+      assert.ok(Math.min(...r.samplesMs!) >= 24, `min ${Math.min(...r.samplesMs!)} ms`);
       // Only a sanity ceiling: a busy shared 2-core machine can add hundreds of ms; this catches unit mistakes.
       assert.ok(r.latencyMs.p50 < 5000, `p50 ${r.latencyMs.p50} ms`);
     });

@@ -1,6 +1,7 @@
 // authz-cache under load and attack in real Envoys (ENVOY_BIN): two Envoy processes × 4 workers
 // sharing one authz-server, a hostile upstream forging directives, and many distinct keys against
-// a small slot table (memory stays bounded, evictions counted, the hit path keeps working).
+// a small slot table (memory stays bounded, evictions counted, the hit path keeps working). 1,000,000
+// keys through real Envoy and the stand-in: `npm run bench -- --only authz-cache-keys`.
 import { strict as assert } from "node:assert";
 import { createHmac } from "node:crypto";
 import { requireEnvoy } from "../../tools/envoy/harness.js";
@@ -104,11 +105,12 @@ describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function ()
     const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "flood", roles: ["reader"] })}` };
     const rss0 = w.envoys[0]!.rssBytes() ?? 0;
     const stores0 = await stat(w, 0, "stores");
+    // Bounded by count (every slot overwritten many times) and by time; the bound asserted does not depend on the machine's speed.
     let sent = 0;
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 60_000;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
-        while (sent < 20_000 && Date.now() < deadline) {
+        while (sent < 4000 && Date.now() < deadline) {
           const i = sent++;
           const r = await send(port, `/api/orders/flood-${i}`, h);
           assert.equal(r.status, 200);
@@ -120,7 +122,7 @@ describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function ()
     const evictions = await stat(w, 0, "evictions");
     const rss1 = w.envoys[0]!.rssBytes() ?? 0;
     console.log(`      ${sent} distinct keys: ${stores} stores, ${entries} slots filled, ${evictions} evictions, RSS ${(rss0 / 2 ** 20).toFixed(1)} → ${(rss1 / 2 ** 20).toFixed(1)} MiB`);
-    assert.ok(sent >= 2000, `at least 2000 distinct keys in the time bound (${sent})`);
+    assert.ok(sent >= 4 * SLOTS, `every slot overwritten several times: ${sent} distinct keys within the time bound`);
     assert.ok(entries <= SLOTS, `${entries} slots filled`);
     assert.ok(evictions > 0);
     assert.ok(rss1 - rss0 < 64 * 2 ** 20, "RSS grew by less than 64 MiB");

@@ -1,12 +1,15 @@
 // The authz-cache filter in a real Envoy (ENVOY_BIN): hits skip ext_authz, answers equal authz-server's
-// (differential against a listener without the cache), invalidation by revocation and reload within
-// the stated bound, token expiry, CEL on a header, deny-overrides, hostile clients and upstreams.
+// (differential against a listener without the cache), invalidation by revocation, reload and a key
+// rotated out of the JWKS within the stated bound, token expiry, CEL on a header, deny-overrides, hostile clients and upstreams.
 import { strict as assert } from "node:assert";
 import { writeFileSync } from "node:fs";
 import { requireEnvoy } from "../../tools/envoy/harness.js";
 import {
   SKIP_HEADER, SKIP_TOKEN, cachePolicy, send, startCacheWorld, type CacheWorld, type Reply,
 } from "../../tools/testing/authz-cache-world.js";
+import { AUDIENCE, ISSUER } from "../../tools/testing/e2e-authz.js";
+import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
+import { newKey, signJwt, type TestKey } from "../../tools/testing/tokens.js";
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const IDENTITY = ["x-user-id", "x-user-tier", "x-user-roles"] as const;
@@ -23,6 +26,15 @@ function observed(r: Reply): string {
   }
   const body = r.body.replace(/"decisionId":"[0-9a-f]+"/, "");
   return `${r.status} ${body} www=${String(r.headers["www-authenticate"] ?? "-")} directive=${r.headers["x-meshward-cache"] ? "leaked" : "-"}`;
+}
+
+/** Milliseconds from `t0` until `cond` holds, checked every `stepMs`; -1 when not within 3 s. */
+async function msUntil(t0: number, cond: () => Promise<boolean>, stepMs: number): Promise<number> {
+  while (Date.now() - t0 < 3000) {
+    if (await cond()) return Date.now() - t0;
+    await delay(stepMs);
+  }
+  return -1;
 }
 
 async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -158,15 +170,7 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     assert.equal((await send(cached, "/api/orders/1", h)).status, 200);
     const t0 = Date.now();
     await w.authz.revocations.revoke("sub", "frank", 60_000);
-    let firstDeny = -1;
-    while (Date.now() - t0 < 3000) {
-      const r = await send(cached, "/api/orders/1", h);
-      if (r.status !== 200) {
-        firstDeny = Date.now() - t0;
-        break;
-      }
-      await delay(10);
-    }
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/1", h)).status !== 200, 10);
     assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the revocation (bound 1000 ms)`);
     // After the bound, every request on every worker (fresh connections spread over 4 workers) is denied.
     await delay(Math.max(0, 1000 - (Date.now() - t0)));
@@ -185,14 +189,7 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     writeFileSync(w.policyFile, cachePolicy(jwks, secretFile).replace("  rules:\n", "  rules:\n    - name: no-nine\n      effect: deny\n      match: { paths: [\"/api/orders/9\"] }\n"));
     const t0 = Date.now();
     assert.ok(w.authz.holder.reload(), "reload accepted");
-    let firstDeny = -1;
-    while (Date.now() - t0 < 3000) {
-      if ((await send(cached, "/api/orders/9", h)).status === 403) {
-        firstDeny = Date.now() - t0;
-        break;
-      }
-      await delay(10);
-    }
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/9", h)).status === 403, 10);
     assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the reload (bound 1000 ms)`);
     const stats = await w.envoys[0]!.stats("authz_cache");
     assert.ok((stats.get("wasmcustom.meshward_authz_cache_invalidations") ?? 0) >= 1);
@@ -302,5 +299,60 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     console.log(`      ${n} requests over ${changes.length} revocation changes: ${inWindow} differences inside the ${WINDOW_MS} ms window, ${outside} outside`);
     assert.equal(outside, 0, examples.join("\n"));
     assert.ok(changes.length >= 5);
+  });
+});
+
+describe("authz-cache: a signing key rotated out of the JWKS (ENVOY_BIN)", function () {
+  this.timeout(60_000);
+  let w: CacheWorld;
+  let jwks: JwksServer;
+  const kept = newKey("ES256");
+  const removed = newKey("ES256");
+  const token = (key: TestKey, sub: string) =>
+    ({ authorization: `Bearer ${signJwt(key, { iss: ISSUER, aud: AUDIENCE, sub, roles: ["reader"], iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 })}` });
+
+  before(async function () {
+    requireEnvoy(this);
+    // authz-server fetches the keys from a loopback JWKS endpoint (a URI, not a file), refetching on an unknown kid.
+    jwks = await startJwksServer([kept.jwk, removed.jwk]);
+    w = await startCacheWorld({ concurrency: 2, policy: (_file, secret) => cachePolicy({ uri: jwks.url, cooldown: "100ms" }, secret) });
+  });
+  after(async () => {
+    await w?.stop();
+    await jwks?.stop();
+  });
+
+  it("serves hits for a token until its key is removed, then authz-server's 401 within the bound", async function () {
+    const cached = w.envoys[0]!.listenerPort("cached");
+    const plain = w.envoys[0]!.listenerPort("plain");
+    const h = token(removed, "rotated-out");
+    const hits = async () => (await w.envoys[0]!.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
+    await waitFor(async () => (await send(cached, "/api/orders/1", h)).status === 200 && (await hits()) > 0, 5000, "a first cache hit");
+    const checks = w.checks();
+    const before = await send(cached, "/api/orders/1", h);
+    assert.equal(before.status, 200);
+    assert.equal(upstreamHeaders(before)["x-user-id"], "rotated-out");
+    assert.equal(w.checks(), checks, "before the removal the token's allow is a hit");
+
+    jwks.setKeys([kept.jwk]);
+    // The refresh that drops the key: here a token with a kid authz-server has never seen makes it refetch
+    // (a timed refresh ahead of max-age does the same); the key-set change is a new epoch.
+    const t0 = Date.now();
+    assert.equal((await send(plain, "/api/orders/1", token(newKey("ES256"), "stranger"))).status, 401);
+    const firstDeny = await msUntil(t0, async () => (await send(cached, "/api/orders/1", h)).status === 401, 5);
+    assert.ok(firstDeny >= 0 && firstDeny <= 1000, `denied ${firstDeny} ms after the refresh (bound 1000 ms)`);
+    await delay(Math.max(0, 1000 - (Date.now() - t0)));
+    const afterChecks = w.checks();
+    for (let i = 0; i < 10; i++) {
+      const [c, p] = await Promise.all([send(cached, "/api/orders/1", h), send(plain, "/api/orders/1", h)]);
+      assert.equal(c.status, 401);
+      assert.equal(observed(c), observed(p), "the cached chain answers as authz-server without the cache");
+      assert.match(c.body, /unknown_kid/);
+    }
+    assert.ok(w.checks() - afterChecks >= 20, "after the bound every request is decided afresh by authz-server");
+    const still = token(kept, "kept");
+    assert.equal((await send(cached, "/api/orders/1", still)).status, 200, "the kept key still verifies");
+    console.log(`      the removed key's allow stopped being served ${firstDeny} ms after authz-server's JWKS refresh`);
+    assert.deepEqual(w.envoys[0]!.errorLines(), []);
   });
 });

@@ -8,7 +8,8 @@ import { requireEnvoy, startEnvoy, type RunningEnvoy } from "../../tools/envoy/h
 import { socketAddress } from "../../tools/envoy/bootstrap.js";
 import { scenarioBootstrap, startWorld, type World } from "../../tools/envoy/scenario.js";
 import { send, type Reply } from "../../tools/envoy/with-envoy.js";
-import { ISSUER, AUDIENCE } from "../../tools/testing/e2e-authz.js";
+import { e2eJwtProvider } from "../../tools/testing/e2e-authz.js";
+import { policyYaml } from "../../tools/testing/policy.js";
 import { createCa, requireOpenssl, type Leaf, type TestCa } from "../../tools/testing/spiffe-certs.js";
 
 const GATEWAY_ID = "spiffe://cluster.local/ns/edge/sa/meshward-gateway";
@@ -17,21 +18,7 @@ const BILLING_ID = "spiffe://cluster.local/ns/billing/sa/billing-api";
 
 /** Gateway rules apply where Envoy sends no context_extensions; sidecar rules where it says sidecar-inbound. */
 function meshPolicy(jwksFile: string): string {
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: e2e
-        issuer: ${ISSUER}
-        audiences: [${AUDIENCE}]
-        jwks: { file: ${jwksFile} }
-        algorithms: [ES256]
-        roles: { claim: roles }
-        claimsToHeaders:
-          - { claim: sub, header: x-user-id }
-    mesh: { trustDomains: [cluster.local] }
-  roles:
+  return policyYaml({ providers: { jwt: [e2eJwtProvider(jwksFile, { claimsToHeaders: [{ claim: "sub", header: "x-user-id" }] })], mesh: { trustDomains: ["cluster.local"] } } }, `  roles:
     reader: ["orders:read"]
   bindings:
     - subjects: ["${BILLING_ID}"]
@@ -51,7 +38,7 @@ spec:
       when: 'context["listener"] == "sidecar-inbound"'
   rateLimits:
     - { domain: edge, name: per-user, capacity: 1000, refillPerSecond: 100 }
-`;
+`);
 }
 
 function tlsFiles(leaf: Leaf, ca: TestCa, peerMatch: Record<string, string>): Record<string, unknown> {

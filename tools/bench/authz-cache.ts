@@ -98,6 +98,21 @@ async function hitRatio(w: CacheWorld, port: number, requests: number): Promise<
   return { ratio: hits / Math.max(1, hits + misses), note: `${requests} requests: 200 users (Zipf 1/k), 40 resources (skewed), 10 % POST; ${hits} hits, ${misses} misses` };
 }
 
+/** A row holding what a hit adds to the budget of ≤ 1.2 × what the no-op wasm filter adds (`floor` keeps the ratio finite). */
+function againstNoop(name: string, unit: string, addedHit: number, addedNoop: number, floor: number): BenchRow {
+  return {
+    area: "authz-cache",
+    name,
+    unit,
+    ours: addedHit,
+    baseline: addedNoop,
+    baselineName: "no-op wasm filter",
+    ratio: addedHit / Math.max(addedNoop, floor),
+    budget: `≤ ${ADDED_LATENCY_BUDGET}×`,
+    met: addedHit <= ADDED_LATENCY_BUDGET * addedNoop,
+  };
+}
+
 export const bench: BenchModule = async ({ quick, progress }) => {
   const w = await startCacheWorld({ concurrency: 2, baselines: true, filter: { pollMs: 200 } });
   try {
@@ -141,15 +156,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
         note: `Envoy direct responses, no upstream; no authz at all: ${Math.round(none)} req/s (cached = ${((cached / none) * 100).toFixed(0)} % of it); median of ${reps}`,
       });
       rows.push({
-        area: "authz-cache",
-        name: "added cost per request at saturation: cache hit vs the no-op wasm filter (1/rps − 1/rps without filters)",
-        unit: "µs",
-        ours: addedHitUs,
-        baseline: addedNoopUs,
-        baselineName: "no-op wasm filter",
-        ratio: addedHitUs / Math.max(addedNoopUs, 1e-3),
-        budget: `≤ ${ADDED_LATENCY_BUDGET}×`,
-        met: addedHitUs <= ADDED_LATENCY_BUDGET * addedNoopUs,
+        ...againstNoop("added cost per request at saturation: cache hit vs the no-op wasm filter (1/rps − 1/rps without filters)", "µs", addedHitUs, addedNoopUs, 1e-3),
         note: `req/s none ${Math.round(none)} / no-op ${Math.round(noop)} / hit ${Math.round(cached)} / ext_authz ${Math.round(plain)}; a hit reads 3 shared-data keys, hashes the keyed attributes (SHA-256) and rewrites the identity headers`,
       });
     } else {
@@ -172,15 +179,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
     const addedNoop = m(p50, "noop") - m(p50, "none");
     const addedAuthz = m(p50, "plain") - m(p50, "none");
     rows.push({
-      area: "authz-cache",
-      name: "added p50 latency: cache hit vs the no-op wasm filter (sequential keep-alive requests, direct responses)",
-      unit: "ms",
-      ours: addedHit,
-      baseline: addedNoop,
-      baselineName: "no-op wasm filter",
-      ratio: addedHit / Math.max(addedNoop, 1e-6),
-      budget: `≤ ${ADDED_LATENCY_BUDGET}×`,
-      met: addedHit <= ADDED_LATENCY_BUDGET * addedNoop,
+      ...againstNoop("added p50 latency: cache hit vs the no-op wasm filter (sequential keep-alive requests, direct responses)", "ms", addedHit, addedNoop, 1e-6),
       p50: m(p50, "cached"),
       p99: m(p99, "cached"),
       note: `p50 none ${m(p50, "none").toFixed(3)} / noop ${m(p50, "noop").toFixed(3)} / hit ${m(p50, "cached").toFixed(3)} / ext_authz ${m(p50, "plain").toFixed(3)} ms (ext_authz adds ${addedAuthz.toFixed(3)} ms); p99 hit ${m(p99, "cached").toFixed(3)} vs ext_authz ${m(p99, "plain").toFixed(3)} ms; ${n} requests × ${reps}`,

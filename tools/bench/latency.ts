@@ -230,7 +230,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
           baseline: bareCpu,
           baselineName: "bare node:http2, same answer",
           ratio: trivialCpu / bareCpu,
-          note: `grpc-js adds ${fmt(trivialCpu - bareCpu)} µs per Check over bare node:http2 (throughput ${fmt(trivialTp!)} vs ${fmt(median(bareTarget.rates))} req/s); authz-server's own work adds ${oursCpu !== undefined ? fmt(oursCpu - trivialCpu) : "—"} µs over the grpc-js trivial handler; the bare server keeps none of gRPC's deadlines, cancellation, size limits or health; ${reps}`,
+          note: `grpc-js adds ${fmt(trivialCpu - bareCpu)} µs per Check over bare node:http2 (throughput ${fmt(trivialTp!)} vs ${fmt(median(bareTarget.rates))} req/s); authz-server (Check served directly on grpc-js's sessions, grpc/unary-fast-path.ts) costs ${oursCpu !== undefined ? `${fmt(oursCpu)} µs, ${fmt(oursCpu - bareCpu)} µs over bare node:http2 (its own work plus deadlines, limits and cancellation)` : "—"}; the bare server keeps none of gRPC's deadlines, cancellation, size limits or health; ${reps}`,
         });
       }
       if (oursTp !== undefined && trivialCpu !== undefined && oursCpu !== undefined) {

@@ -84,8 +84,8 @@ export function fileAccessLog(path: string, fields: Record<string, string>): Obj
   };
 }
 
-/** An HTTP listener on 127.0.0.1:0 with the given filters and routes. */
-export function httpListener(name: string, httpFilters: readonly Obj[], routes: readonly Obj[], extra: { accessLog?: Obj[]; hcm?: Obj; transportSocket?: Obj } = {}): Obj {
+/** An HTTP listener on 127.0.0.1:0 with the given filters and routes; `routeConfig` adds members to its route_config. */
+export function httpListener(name: string, httpFilters: readonly Obj[], routes: readonly Obj[], extra: { accessLog?: Obj[]; hcm?: Obj; routeConfig?: Obj; transportSocket?: Obj } = {}): Obj {
   const chain: Obj = {
     filters: [
       {
@@ -95,7 +95,7 @@ export function httpListener(name: string, httpFilters: readonly Obj[], routes: 
           stat_prefix: name.replace(/[^A-Za-z0-9_]/g, "_"),
           codec_type: "AUTO",
           ...(extra.accessLog ? { access_log: extra.accessLog } : {}),
-          route_config: { name: `${name}-routes`, virtual_hosts: [{ name: "all", domains: ["*"], routes }] },
+          route_config: { name: `${name}-routes`, virtual_hosts: [{ name: "all", domains: ["*"], routes }], ...(extra.routeConfig ?? {}) },
           http_filters: [...httpFilters, ROUTER_FILTER],
           ...(extra.hcm ?? {}),
         },

@@ -1,13 +1,14 @@
 // Memory of the filters under a real Envoy: N keep-alive requests (h2load --h1, cycling through
 // distinct URIs so rate-limit keys and header-router decisions vary) through one filter; reads the
-// filter's own linear-memory gauge (Envoy has no per-VM memory stat) and Envoy's RSS before and after.
+// filters' own linear-memory gauges, one per VM (Envoy has no per-VM memory stat), and Envoy's RSS before and after.
 // CLI: node --import tsx tools/envoy/memory.ts [requests] [concurrency]   (default 200000, 4)
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { startEnvoy } from "./harness.js";
+import { httpListener, wasmFilter } from "./bootstrap.js";
+import { startEnvoy, type RunningEnvoy } from "./harness.js";
 import { resolveEnvoy } from "./resolve.js";
 
 export type MemoryFilter = "header-router" | "rate-limit";
@@ -35,20 +36,48 @@ export const MEMORY_CONFIGS: Readonly<Record<MemoryFilter, object>> = {
   },
 };
 
-/** The gauge each filter sets from memory.size() (filters/lib/host.ts MemoryGauge). */
+/** The gauge each filter sets from memory.size() (filters/lib/host.ts MemoryGauge); each VM also sets `<gauge>_vm_<n>`. */
 export const MEMORY_GAUGE: Readonly<Record<MemoryFilter, string>> = {
   "header-router": "meshward_header_router_memory_bytes",
   "rate-limit": "meshward_rate_limit_memory_bytes",
 };
+
+const VM_GAUGE = /^wasmcustom\.(meshward_[a-z0-9_]+_memory_bytes)_vm_(\d+)$/;
+
+/** Every meshward filter VM's own linear-memory gauge in this Envoy: `<gauge>_vm_<n>` → bytes. */
+export async function vmMemoryGauges(envoy: RunningEnvoy): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [name, value] of await envoy.stats("_memory_bytes_vm_")) {
+    const m = VM_GAUGE.exec(name);
+    if (m) out.set(`${m[1]}_vm_${m[2]}`, value);
+  }
+  return out;
+}
+
+/** Growth of each VM's linear memory between two readings (a VM first seen in `after` grew from 0), and the largest. */
+export function memoryGrowth(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): { perVm: Map<string, number>; max: number } {
+  const perVm = new Map<string, number>();
+  let max = 0;
+  for (const [vm, bytes] of after) {
+    const grew = bytes - (before.get(vm) ?? 0);
+    perVm.set(vm, grew);
+    max = Math.max(max, grew);
+  }
+  return { perVm, max };
+}
 
 export interface MemoryRun {
   readonly filter: MemoryFilter;
   readonly requests: number;
   readonly concurrency: number;
   readonly distinctUris: number;
-  /** Linear memory (bytes) reported by the filter after warm-up and after the run. */
+  /** Linear memory (bytes) reported by the filter after warm-up and after the run (the shared gauge: the VM that reported last). */
   readonly linearBefore: number;
   readonly linearAfter: number;
+  /** Each VM's linear memory (its own gauge) after warm-up and after the run; the largest growth of one VM. */
+  readonly vmBefore: ReadonlyMap<string, number>;
+  readonly vmAfter: ReadonlyMap<string, number>;
+  readonly maxGrowthPerVm: number;
   /** Envoy's resident set size (bytes) after warm-up and after the run. */
   readonly rssBefore: number;
   readonly rssAfter: number;
@@ -75,41 +104,10 @@ function h2load(port: number, uriFile: string, requests: number, connections: nu
 }
 
 function bootstrap(filter: MemoryFilter): Record<string, unknown> {
-  return {
-    static_resources: {
-      listeners: [{
-        name: "memory",
-        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "memory",
-              // The route answers itself: the load measures the filter and Envoy, not an upstream.
-              route_config: { virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }] }] },
-              http_filters: [
-                {
-                  name: filter,
-                  typed_config: {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    config: {
-                      name: filter,
-                      root_id: filter,
-                      vm_config: { vm_id: filter, runtime: "envoy.wasm.runtime.v8", code: { local: { filename: `filters/build/${filter}.wasm` } } },
-                      configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(MEMORY_CONFIGS[filter]) },
-                    },
-                  },
-                },
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
-      clusters: [],
-    },
-  };
+  // The route answers itself: the load measures the filter and Envoy, not an upstream.
+  const route = { match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } };
+  const wasm = wasmFilter({ plugin: filter, config: MEMORY_CONFIGS[filter], name: filter, vmId: filter });
+  return { static_resources: { listeners: [httpListener("memory", [wasm], [route])], clusters: [] } };
 }
 
 /** Distinct request URIs the load cycles through (path keys and routing decisions vary). */
@@ -140,17 +138,19 @@ export async function measureEnvoyMemory(o: MemoryOptions): Promise<MemoryRun> {
     const gauge = async () => (await envoy.stats(MEMORY_GAUGE[o.filter])).get(`wasmcustom.${MEMORY_GAUGE[o.filter]}`) ?? 0;
     await h2load(port, uriFile, o.warmup ?? 20_000, o.connections ?? 8);
     const linearBefore = await gauge();
+    const vmBefore = await vmMemoryGauges(envoy);
     const rssBefore = envoy.rssBytes() ?? 0;
     const t0 = Date.now();
     const run = await h2load(port, uriFile, o.requests, o.connections ?? 8);
     const seconds = (Date.now() - t0) / 1000;
     const linearAfter = await gauge();
+    const vmAfter = await vmMemoryGauges(envoy);
     const rssAfter = envoy.rssBytes() ?? 0;
     const counters: Record<string, number> = {};
     for (const [k, v] of await envoy.stats("wasmcustom.meshward_")) if (k.endsWith("_total")) counters[k.replace("wasmcustom.", "")] = v;
     const errors = envoy.errorLines();
     if (errors.length > 0) throw new Error(`Envoy logged errors under load:\n${errors.slice(0, 5).join("\n")}`);
-    return { filter: o.filter, requests: o.requests, concurrency, distinctUris, linearBefore, linearAfter, rssBefore, rssAfter, done: run.done, ok2xx: run.ok2xx, c4xx: run.c4xx, seconds, counters };
+    return { filter: o.filter, requests: o.requests, concurrency, distinctUris, linearBefore, linearAfter, vmBefore, vmAfter, maxGrowthPerVm: memoryGrowth(vmBefore, vmAfter).max, rssBefore, rssAfter, done: run.done, ok2xx: run.ok2xx, c4xx: run.c4xx, seconds, counters };
   } finally {
     await envoy.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -161,7 +161,7 @@ export function formatMemoryRun(r: MemoryRun): string {
   const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
   const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
   return `${r.filter}: ${r.requests} requests (${r.done} answered: ${r.ok2xx} 2xx, ${r.c4xx} 4xx) over ${r.distinctUris} URIs, --concurrency ${r.concurrency}, ${r.seconds.toFixed(1)} s: ` +
-    `linear memory ${kib(r.linearBefore)} → ${kib(r.linearAfter)}, Envoy RSS ${mib(r.rssBefore)} → ${mib(r.rssAfter)}`;
+    `linear memory per VM ${[...r.vmAfter].map(([vm, b]) => `${vm.replace(/^.*_vm_/, "vm ")} ${kib(r.vmBefore.get(vm) ?? 0)} → ${kib(b)}`).join(", ")} (largest growth ${kib(r.maxGrowthPerVm)}), Envoy RSS ${mib(r.rssBefore)} → ${mib(r.rssAfter)}`;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -1,55 +1,38 @@
 // A real Envoy with two listeners over one authz-server: `cached` (authz-cache.wasm in front of
 // ext_authz wrapped in an ExtensionWithMatcher that skips it on the filter's marker) and `plain`
 // (ext_authz alone), both routing to an echo upstream. For the authz-cache e2e and differential tests.
-import { request } from "node:http";
-import { writeFileSync } from "node:fs";
+import { globalAgent } from "node:http";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileAccessLog, httpListener, loopbackCluster, wasmFilter } from "../envoy/bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
+import { send as sendThroughEnvoy, type Reply } from "../envoy/with-envoy.js";
 import { startEcho, type EchoUpstream } from "./echo-upstream.js";
-import { AUDIENCE, ISSUER, createIssuer, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { createIssuer, e2eJwtProvider, startAuthz, tempDir, type Issuer, type RunningAuthz } from "./e2e-authz.js";
+import { policyYaml } from "./policy.js";
 
 export const CACHE_SECRET = "test-cache-secret-0123456789abcdef";
 export const SKIP_TOKEN = "skip-token-0123456789abcdef0123";
 export const SKIP_HEADER = "x-meshward-authz-skip";
+/** The dynamic metadata keys authz-server sets (authz-server/src/response/check-response.ts), replayed on hits. */
+export const AUTHZ_METADATA_KEYS = ["decisionId", "decision", "reason", "rule", "subject", "provider", "peer", "roles"];
+export const METADATA_HEADER_PREFIX = "x-meshward-authz-md-";
+const EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
 
-export interface Reply {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
+export type { Reply } from "../envoy/with-envoy.js";
 
+/** A request to 127.0.0.1:`port` over Node's default (keep-alive) agent, host api.example.com. */
 export function send(port: number, path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = request({ host: "127.0.0.1", port, path, method, headers: { host: "api.example.com", ...headers }, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
+  return sendThroughEnvoy(port, path, { headers, method, agent: globalAgent });
 }
 
-/** The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule. */
-export function cachePolicy(jwksFile: string, secretFile: string, extraRules = ""): string {
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  cache: { enabled: true, maxTtl: 30s, secret: { file: ${secretFile} } }
-  providers:
-    jwt:
-      - name: e2e
-        issuer: ${ISSUER}
-        audiences: [${AUDIENCE}]
-        jwks: { file: ${jwksFile} }
-        algorithms: [ES256]
-        clockSkew: 1s
-        roles: { claim: roles }
-        claimsToHeaders:
-          - { claim: sub, header: x-user-id }
-          - { claim: tier, header: x-user-tier }
-  roles:
+/**
+ * The test policy: deny-overrides on a sibling path, a CEL header condition, a time-dependent rule.
+ * `jwks` is the issuer's JWKS file or a whole `jwks` member (e.g. a `uri`).
+ */
+export function cachePolicy(jwks: string | Record<string, unknown>, secretFile: string, extraRules = ""): string {
+  const spec = { cache: { enabled: true, maxTtl: "30s", secret: { file: secretFile } }, providers: { jwt: [e2eJwtProvider(jwks, { clockSkew: "1s" })] } };
+  return policyYaml(spec, `  roles:
     reader: ["orders:read"]
     writer: ["orders:read", "orders:write"]
   response: { rolesHeader: x-user-roles }
@@ -75,26 +58,11 @@ spec:
       match: { paths: ["/api/clock/**"] }
       allow: anonymous
       when: 'now > timestamp("2020-01-01T00:00:00Z")'
-${extraRules}`;
+${extraRules}`);
 }
 
-function wasmFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
-  return {
-    name: "meshward.authz-cache",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-      config: {
-        name: "authz-cache",
-        root_id: "authz-cache",
-        vm_config: { vm_id: "meshward-authz-cache", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "filters/build/authz-cache.wasm" } } },
-        failure_policy: "FAIL_CLOSED",
-        configuration: {
-          "@type": "type.googleapis.com/google.protobuf.StringValue",
-          value: JSON.stringify({ secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, ...overrides }),
-        },
-      },
-    },
-  };
+function cacheFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
+  return wasmFilter({ plugin: "authz-cache", config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
 }
 
 function extAuthz(): Record<string, unknown> {
@@ -109,6 +77,9 @@ function extAuthz(): Record<string, unknown> {
   };
 }
 
+const hitMarker = { name: "cache-hit", typed_config: { "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name: SKIP_HEADER } };
+const skipAction = { action: { name: "skip", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter" } } };
+
 function skippableExtAuthz(): Record<string, unknown> {
   return {
     name: "authz-unless-cached",
@@ -117,75 +88,77 @@ function skippableExtAuthz(): Record<string, unknown> {
       extension_config: extAuthz(),
       xds_matcher: {
         matcher_tree: {
-          input: { name: "cache-hit", typed_config: { "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name: SKIP_HEADER } },
-          exact_match_map: {
-            map: {
-              [SKIP_TOKEN]: { action: { name: "skip", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter" } } },
-            },
-          },
+          input: hitMarker,
+          exact_match_map: { map: { [SKIP_TOKEN]: skipAction } },
         },
       },
     },
   };
 }
 
-function listener(name: string, filters: Record<string, unknown>[], direct = false): Record<string, unknown> {
+/**
+ * header_to_metadata, run only on a hit (skipped unless the filter's marker is present): turns the
+ * filter's `x-meshward-authz-md-<key>` headers (base64 google.protobuf.Value) back into ext_authz's
+ * dynamic metadata and removes them. Wasm cannot write dynamic metadata itself (Envoy 1.40).
+ */
+function metadataOnHit(): Record<string, unknown> {
+  return {
+    name: "authz-metadata-on-hit",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+      extension_config: {
+        name: "envoy.filters.http.header_to_metadata",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+          request_rules: AUTHZ_METADATA_KEYS.map((key) => ({
+            header: METADATA_HEADER_PREFIX + key.toLowerCase(),
+            on_header_present: { metadata_namespace: EXT_AUTHZ_NAMESPACE, key, type: "PROTOBUF_VALUE", encode: "BASE64" },
+            remove: true,
+          })),
+        },
+      },
+      xds_matcher: {
+        matcher_list: {
+          matchers: [{ predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } }, on_match: skipAction }],
+        },
+      },
+    },
+  };
+}
+
+/** `%DYNAMIC_METADATA(envoy.filters.http.ext_authz)%` of every request, one JSON line per request. */
+function accessLog(path: string): Record<string, unknown>[] {
+  return [fileAccessLog(path, { path: "%REQ(:PATH)%", status: "%RESPONSE_CODE%", metadata: `%DYNAMIC_METADATA(${EXT_AUTHZ_NAMESPACE})%` })];
+}
+
+function listener(name: string, filters: Record<string, unknown>[], direct = false, logDir?: string): Record<string, unknown> {
   // Benchmarks answer from Envoy itself so that no upstream process limits the rate.
   const action = direct ? { direct_response: { status: 200, body: { inline_string: "ok" } } } : { route: { cluster: "app", timeout: "5s" } };
-  return {
-    name,
-    address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-    filter_chains: [{
-      filters: [{
-        name: "envoy.filters.network.http_connection_manager",
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-          stat_prefix: name,
-          route_config: {
-            name: `${name}-routes`,
-            // The hit marker and the filter's nonce never reach an upstream.
-            request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"],
-            virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, ...action }] }],
-          },
-          http_filters: [...filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
-        },
-      }],
-    }],
-  };
+  // The hit marker and the filter's nonce never reach an upstream.
+  return httpListener(name, filters, [{ match: { prefix: "/" }, ...action }], {
+    routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"] },
+    ...(logDir ? { accessLog: accessLog(join(logDir, `${name}-access.log`)) } : {}),
+  });
 }
 
-function cluster(name: string, address: string, http2: boolean): Record<string, unknown> {
-  const [host, port] = address.split(":");
-  return {
-    name,
-    type: "STATIC",
-    connect_timeout: "1s",
-    ...(http2
-      ? { typed_extension_protocol_options: { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": { "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions", explicit_http_config: { http2_protocol_options: {} } } } }
-      : {}),
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: Number(port) } } } }] }] },
-  };
-}
-
-const noopFilter = {
-  name: "meshward.noop",
-  typed_config: {
-    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-    // With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
-    config: { name: "noop", root_id: "noop", vm_config: { vm_id: "meshward-noop", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "filters/build/noop.wasm" } } }, configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" } },
-  },
-};
+// With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
+const noopFilter = wasmFilter({ plugin: "noop", config: "{}" });
 
 /**
  * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
  * wasm filter only), and every listener answers with a direct response (benchmarks).
  */
-export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false): Record<string, unknown> {
+export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false, logDir?: string): Record<string, unknown> {
   const extra = baselines ? [listener("none", [], true), listener("noop", [noopFilter], true)] : [];
+  const cached = [cacheFilter("authz-http", filterOverrides), skippableExtAuthz(), metadataOnHit()];
   return {
     static_resources: {
-      listeners: [listener("cached", [wasmFilter("authz-http", filterOverrides), skippableExtAuthz()], baselines), listener("plain", [extAuthz()], baselines), ...extra],
-      clusters: [cluster("authz", authz.grpcAddress, true), cluster("authz-http", authz.httpAddress, false), cluster("app", app.address, false)],
+      listeners: [listener("cached", cached, baselines, logDir), listener("plain", [extAuthz()], baselines, logDir), ...extra],
+      clusters: [
+        loopbackCluster("authz", authz.grpcAddress, { http2: true, connectTimeout: "1s" }),
+        loopbackCluster("authz-http", authz.httpAddress, { connectTimeout: "1s" }),
+        loopbackCluster("app", app.address, { connectTimeout: "1s" }),
+      ],
     },
   };
 }
@@ -202,7 +175,7 @@ export interface CacheWorld {
 }
 
 /** Starts issuer, authz-server (with `policy(jwks, secretFile)`), echo upstream and `envoyCount` Envoys. */
-export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean } = {}): Promise<CacheWorld> {
+export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean; accessLogs?: boolean } = {}): Promise<CacheWorld> {
   const tmp = tempDir();
   const issuer = await createIssuer(tmp.dir);
   const secretFile = join(tmp.dir, "cache-secret");
@@ -213,7 +186,10 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
   const envoys: RunningEnvoy[] = [];
   try {
     for (let i = 0; i < (opts.envoyCount ?? 1); i++) {
-      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines), concurrency: opts.concurrency ?? 2 }));
+      // With accessLogs, Envoy i writes <dir>/envoy-i/<listener>-access.log.
+      const logDir = opts.accessLogs ? join(tmp.dir, `envoy-${i}`) : undefined;
+      if (logDir) mkdirSync(logDir, { recursive: true });
+      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines, logDir), concurrency: opts.concurrency ?? 2 }));
     }
   } catch (err) {
     for (const e of envoys) await e.stop();

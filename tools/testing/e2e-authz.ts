@@ -11,6 +11,7 @@ import { createLogger } from "../../authz-server/src/observability/logger.js";
 import type { RevocationStore } from "../../authz-server/src/credentials/revocation.js";
 import type { PolicyHolder } from "../../authz-server/src/policy-holder.js";
 import { wireProcess } from "../../authz-server/src/wiring.js";
+import { jwtProvider, policyYaml } from "./policy.js";
 
 export const ISSUER = "https://idp.e2e.meshward.test/";
 export const AUDIENCE = "orders-api";
@@ -60,24 +61,27 @@ export function tempDir(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The e2e issuer as a `spec.providers.jwt` entry (tools/testing/policy.ts renders it): ES256, roles from
+ * the `roles` claim, `sub` and `tier` as identity headers; `extra` adds or replaces members. `jwks` is a
+ * JWKS file path or a whole `jwks` member.
+ */
+export function e2eJwtProvider(jwks: string | Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return jwtProvider({
+    name: "e2e",
+    issuer: ISSUER,
+    audiences: [AUDIENCE],
+    jwks: typeof jwks === "string" ? { file: jwks } : jwks,
+    algorithms: ["ES256"],
+    roles: { claim: "roles" },
+    claimsToHeaders: [{ claim: "sub", header: "x-user-id" }, { claim: "tier", header: "x-user-tier" }],
+    ...extra,
+  });
+}
+
 /** The e2e policy: JWT users with identity headers, a mesh peer binding, and a listener-only rule. */
 export function e2ePolicy(jwksFile: string): string {
-  return `apiVersion: meshward.io/v1
-kind: AuthzPolicy
-spec:
-  providers:
-    jwt:
-      - name: e2e
-        issuer: ${ISSUER}
-        audiences: [${AUDIENCE}]
-        jwks: { file: ${jwksFile} }
-        algorithms: [ES256]
-        roles: { claim: roles }
-        claimsToHeaders:
-          - { claim: sub, header: x-user-id }
-          - { claim: tier, header: x-user-tier }
-    mesh: { trustDomains: [cluster.local] }
-  roles:
+  return policyYaml({ providers: { jwt: [e2eJwtProvider(jwksFile)], mesh: { trustDomains: ["cluster.local"] } } }, `  roles:
     reader: ["orders:read"]
   bindings:
     - subjects: ["spiffe://cluster.local/ns/billing/sa/billing-api"]
@@ -101,7 +105,7 @@ spec:
       when: 'context["listener"] == "sidecar-inbound"'
   rateLimits:
     - { domain: edge, name: per-user, capacity: 1000, refillPerSecond: 100 }
-`;
+`);
 }
 
 /**

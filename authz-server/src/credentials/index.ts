@@ -35,6 +35,8 @@ export interface CredentialVerifier {
   verify(candidate: CredentialCandidate, attrs: Attributes): Promise<UserIdentity>;
   /** Readiness for /readyz (e.g. key sources loaded). */
   status(): { readonly ready: boolean; readonly detail?: string };
+  /** Verifiers with fetched keys (JWKS): names the key sets now served, changing when a refresh changes one. */
+  keySetId?(): string;
   close(): void;
 }
 
@@ -112,6 +114,13 @@ export class Credentials {
       if (!s.ready) return { ready: false, detail: `${v.type}: ${s.detail ?? "not ready"}` };
     }
     return { ready: true };
+  }
+
+  /** The key sets of every verifier that has them ("" when none): part of the decision-cache epoch. */
+  keySetId(): string {
+    let id = "";
+    for (const v of this.verifiers) if (v.keySetId) id += `${v.type}:${v.keySetId()};`;
+    return id;
   }
 
   close(): void {

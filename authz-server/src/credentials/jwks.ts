@@ -9,7 +9,7 @@ import { jwksMetrics, type JwksMetrics } from "./jwks-metrics.js";
 import type { JwtProviderSpec } from "../policy/document.js";
 import type { KeySourceFactory } from "./index.js";
 import { durationMs } from "../policy/duration.js";
-import { KeySourceError, type KeySource, type KeySourceStatus, type VerificationKey } from "./key-source.js";
+import { KeySourceError, keySetId, type KeySource, type KeySourceStatus, type VerificationKey } from "./key-source.js";
 
 /** Where the keys come from (the policy's `jwks:` value). */
 export type JwksSpec =
@@ -140,6 +140,7 @@ export const jwksKeySourceFactory: KeySourceFactory = (p, deps) => {
   return {
     getKeys: (h) => e.source.getKeys(h),
     status: () => e.source.status(),
+    keySetId: () => e.source.keySetId(),
     close() {
       if (closed) return;
       closed = true;
@@ -235,6 +236,7 @@ function createStaticKeySource(provider: string, rawKeys: readonly unknown[], tu
   if (parsed.keys.length === 0) throw new Error(`provider ${provider}: none of the inline keys is usable${parsed.skipped[0] ? ` (${parsed.skipped[0].reason})` : ""}`);
   const byKid = new Map(parsed.keys.filter((k) => k.kid !== undefined).map((k) => [k.kid as string, k]));
   metrics?.keys.set({ provider }, parsed.keys.length);
+  const id = keySetId(parsed.keys);
   return {
     async getKeys(h) {
       if (h.kid === undefined) return usableFor(parsed.keys, h.alg);
@@ -246,6 +248,7 @@ function createStaticKeySource(provider: string, rawKeys: readonly unknown[], tu
       return usableFor([k], h.alg);
     },
     status: () => ({ ready: true, keyCount: parsed.keys.length }),
+    keySetId: () => id,
     refresh: () => Promise.resolve(),
     close: () => undefined,
   };
@@ -266,6 +269,7 @@ class RemoteKeySource implements JwksKeySource {
   private readonly untrack: () => void;
 
   private keys: readonly VerificationKey[] = [];
+  private keysId = "";
   private byKid = new Map<string, VerificationKey>();
   private fetchedAt: number | undefined;
   private refreshAt = 0;
@@ -357,6 +361,10 @@ class RemoteKeySource implements JwksKeySource {
     return { ready: true, keyCount };
   }
 
+  keySetId(): string {
+    return this.keysId;
+  }
+
   refresh(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.inflight ??= this.load().finally(() => { this.inflight = undefined; });
@@ -427,6 +435,7 @@ class RemoteKeySource implements JwksKeySource {
   private install(keys: readonly VerificationKey[], ttlMs: number): void {
     const now = this.now();
     this.keys = keys;
+    this.keysId = keySetId(keys);
     this.byKid = new Map(keys.filter((k) => k.kid !== undefined).map((k) => [k.kid as string, k]));
     for (const kid of this.byKid.keys()) this.negative.delete(kid);
     this.fetchedAt = now;

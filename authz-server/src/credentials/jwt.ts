@@ -94,6 +94,21 @@ export function createJwtVerifier(opts: JwtVerifierOptions): CredentialVerifier 
   const sources = uniqueSources(opts.providers.flatMap((p) => p.from ?? DEFAULT_SOURCES));
   const cache = new TokenCache(opts.cacheSize ?? 10_000);
   const { clock } = opts;
+  const withKeys = [...byIssuer.values()].filter((p) => p.keySource !== undefined);
+  const seenKeySets = withKeys.map(() => "");
+  let keyGeneration = 0;
+  /** A token verified with a key that a refresh removed must not stay valid: any key-set change empties the cache. */
+  const forgetOnKeyChange = (): number => {
+    for (let i = 0; i < withKeys.length; i++) {
+      const id = withKeys[i]!.keySource!.keySetId();
+      if (id !== seenKeySets[i]) {
+        seenKeySets[i] = id;
+        keyGeneration++;
+        cache.clear();
+      }
+    }
+    return keyGeneration;
+  };
 
   return {
     type: "jwt",
@@ -105,6 +120,7 @@ export function createJwtVerifier(opts: JwtVerifierOptions): CredentialVerifier 
       return undefined;
     },
     async verify(candidate: CredentialCandidate): Promise<UserIdentity> {
+      const generation = forgetOnKeyChange();
       const key = TokenCache.keyOf(candidate.value);
       const nowMs = clock.now();
       const cached = cache.get(key, nowMs);
@@ -112,8 +128,12 @@ export function createJwtVerifier(opts: JwtVerifierOptions): CredentialVerifier 
       if (cached) return cached;
       const user = await verifyToken(candidate.value, byIssuer, nowMs / 1000);
       const expMs = typeof user.expiresAt === "number" ? user.expiresAt * 1000 : Infinity;
-      cache.set(key, user, Math.min(expMs, nowMs + MAX_CACHE_TTL_MS));
+      // Not cached when the keys changed while it was verified (it may have used a key just removed).
+      if (forgetOnKeyChange() === generation) cache.set(key, user, Math.min(expMs, nowMs + MAX_CACHE_TTL_MS));
       return user;
+    },
+    keySetId() {
+      return withKeys.map((p) => `${p.spec.name}=${p.keySource!.keySetId()}`).join(" ");
     },
     status() {
       for (const [issuer, p] of byIssuer) {

@@ -1,7 +1,7 @@
 // The contract between JWT verification (jwt.ts) and where verification keys come from (jwks.ts:
 // JWKS URI, OIDC discovery, file, inline). Keys are node:crypto KeyObjects so verification can use
 // node:crypto directly, without WebCrypto's per-call overhead.
-import type { KeyObject } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 
 export interface VerificationKey {
   readonly key: KeyObject;
@@ -25,6 +25,11 @@ export interface KeySource {
    */
   getKeys(header: { readonly alg: string; readonly kid?: string }): Promise<readonly VerificationKey[]>;
   status(): KeySourceStatus;
+  /**
+   * Names the key set now served (see `keySetId`); changes exactly when a refresh installs a different
+   * set, e.g. a key removed by rotation. The decision-cache epoch and the verified-token cache follow it.
+   */
+  keySetId(): string;
   /** Stops background refresh timers. */
   close(): void;
 }
@@ -35,4 +40,11 @@ export class KeySourceError extends Error {
     super(message, options);
     this.name = "KeySourceError";
   }
+}
+
+/** A digest of a key set: every key's kid, alg and SHA-256 of its SPKI encoding, order-independent; "" for no keys. */
+export function keySetId(keys: readonly VerificationKey[]): string {
+  if (keys.length === 0) return "";
+  const lines = keys.map((k) => `${k.kid ?? ""} ${k.alg ?? ""} ${createHash("sha256").update(k.key.export({ type: "spki", format: "der" })).digest("base64url")}`).sort();
+  return createHash("sha256").update(lines.join("\n")).digest("base64url").slice(0, 22);
 }

@@ -143,6 +143,33 @@ describe("credentials/jwks: OIDC discovery and JWKS fetching from a loopback IdP
     assert.equal(idp.hitCount("/jwks.json"), 2, "one initial fetch, one refetch for the new kid");
   });
 
+  it("names its key set: the id changes when a refresh adds or removes a key, not when it returns the same set in another order", async () => {
+    const src = make({ uri: `${idp.url}/jwks.json` });
+    assert.equal(src.keySetId(), "", "no keys loaded yet");
+    await src.refresh();
+    const one = src.keySetId();
+    assert.match(one, /^[A-Za-z0-9_-]{22}$/);
+    const added = idp.rotate();
+    await src.refresh();
+    const two = src.keySetId();
+    assert.notEqual(two, one);
+    idp.keys = [...idp.keys].reverse();
+    await src.refresh();
+    assert.equal(src.keySetId(), two, "order does not matter");
+    const other = make({ uri: `${idp.url}/jwks.json` });
+    await other.refresh();
+    assert.equal(other.keySetId(), two, "another process fetching the same JWKS names it alike");
+    idp.keys = idp.keys.filter((k) => k.kid !== added.kid);
+    await src.refresh();
+    assert.equal(src.keySetId(), one, "the removal is a change back to the first set");
+    // Same kid, other key material: a different set.
+    const kid = idp.keys[0]!.kid;
+    const fresh = newKey("ES256");
+    idp.keys = [{ ...fresh, kid, jwk: { ...fresh.jwk, kid } }];
+    await src.refresh();
+    assert.notEqual(src.keySetId(), one);
+  });
+
   it("keeps serving known keys while the endpoint is down, and answers an unknown kid as unavailable (503 class, cannot tell)", async () => {
     const src = make({ uri: `${idp.url}/jwks.json` }, { fetchTimeoutMs: 300 });
     const kid = idp.keys[0]!.kid;

@@ -6,6 +6,7 @@ import { createHash, createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { instantiateSync } from "@assemblyscript/loader";
 import fc from "fast-check";
+import protobuf from "protobufjs";
 
 interface Exports {
   [key: string]: unknown;
@@ -15,6 +16,7 @@ interface Exports {
   checkDirective(value: number, secret: number, nonce: number): number;
   summary(): number;
   configError(text: number): number;
+  metadataText(hex: number, keys: number): number;
   __newString(s: string): number;
   __getString(p: number): string;
   __retain(p: number): number;
@@ -35,6 +37,14 @@ const hmac = (k: string, v: string) => str(x.hmacHex(s(k), s(v)));
 const key = (epoch: string, shape: string, headers: [string, string][], ip = "") =>
   str(x.keyHex(s(epoch), s(shape), s(headers.map(([n, v]) => `${n}\n${v}`).join("\n")), s(ip)));
 const check = (value: string, secret: string, nonce: string) => str(x.checkDirective(s(value), s(secret), s(nonce)));
+
+// envoy.config.core.v3.Metadata's filter_metadata (field 1) over google.protobuf.Struct, encoded by protobufjs.
+const proto = protobuf.Root.fromJSON({ nested: protobuf.common.get("google/protobuf/struct.proto")!.nested! });
+protobuf.parse(`syntax = "proto3"; message Metadata { map<string, google.protobuf.Struct> filter_metadata = 1; map<string, bytes> typed_filter_metadata = 2; }`, proto);
+const MetadataType = proto.lookupType("Metadata");
+const ValueType = proto.lookupType("google.protobuf.Value");
+const encodeMetadata = (m: Record<string, unknown>) => Buffer.from(MetadataType.encode(MetadataType.fromObject(m)).finish()).toString("hex");
+const metadataText = (hex: string, keys: string[]) => str(x.metadataText(s(hex), s(keys.join(","))));
 
 describe("authz-cache pure modules (AssemblyScript)", () => {
   it("SHA-256 equals node:crypto on every length around the block boundaries and on random text", () => {
@@ -125,5 +135,30 @@ describe("authz-cache pure modules (AssemblyScript)", () => {
     assert.match(str(x.configError(s(JSON.stringify({ ...ok, bogus: 1 })))), /bogus/);
     assert.match(str(x.configError(s(JSON.stringify({ ...ok, pollMs: 2000, maxStalenessMs: 1000 })))), /pollMs/);
     assert.match(str(x.configError(s(JSON.stringify({ secret: ok.secret, skipToken: ok.skipToken })))), /epochCluster/);
+    assert.equal(str(x.configError(s(JSON.stringify({ ...ok, metadataKeys: ["decisionId", "roles"] })))), "");
+    assert.match(str(x.configError(s(JSON.stringify({ ...ok, metadataKeys: ["roles", "Roles"] })))), /metadataKeys\[1\]: repeats/);
+    assert.match(str(x.configError(s(JSON.stringify({ ...ok, metadataKeys: ["bad key"] })))), /metadataKeys\[0\]/);
+  });
+
+  it("turns ext_authz's metadata into one base64 google.protobuf.Value header per configured key", () => {
+    const fields = { subject: { stringValue: "alice" }, roles: { listValue: { values: [{ stringValue: "reader" }, { stringValue: "a,b" }] } }, n: { numberValue: 1.5 }, extra: { boolValue: true } };
+    const hex = encodeMetadata({
+      filterMetadata: { "other.ns": { fields: { subject: { stringValue: "not this one" } } }, "envoy.filters.http.ext_authz": { fields } },
+      typedFilterMetadata: { x: Buffer.from([1, 2, 3]) },
+    });
+    const [pairs, unknown] = metadataText(hex, ["subject", "roles", "n", "peer"]).split("|");
+    assert.equal(unknown, "unknown=1", "`extra` is not configured");
+    const got = Object.fromEntries(pairs!.split(";").map((p) => p.split("=", 2) as [string, string]).map(([k, v]) => [k, v]));
+    assert.deepEqual(Object.keys(got).sort(), ["x-md-n", "x-md-roles", "x-md-subject"]);
+    for (const [key, header] of [["subject", "x-md-subject"], ["roles", "x-md-roles"], ["n", "x-md-n"]] as const) {
+      const b64 = pairs!.split(";").find((p) => p.startsWith(`${header}=`))!.slice(header.length + 1);
+      assert.equal(b64, Buffer.from(ValueType.encode(ValueType.fromObject(fields[key])).finish()).toString("base64"), key);
+    }
+    assert.equal(metadataText(encodeMetadata({}), ["subject"]), "|unknown=0");
+    assert.equal(metadataText(hex.slice(0, hex.length - 6), ["subject"]), "null", "truncated bytes are refused");
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+      const r = metadataText(Buffer.from(b).toString("hex"), ["subject"]);
+      return r === "null" || r.includes("|unknown=");
+    }), { numRuns: 300 });
   });
 });

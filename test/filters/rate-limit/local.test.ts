@@ -119,7 +119,10 @@ describe("rate-limit filter: local limits (stand-in)", function () {
       const r = await send(plugin, i % 2, { source: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:5000` });
       assert.equal(status(r), 200);
     }
-    const keys = host.sharedData.keys(VM_ID);
+    const all = host.sharedData.keys(VM_ID);
+    // Besides the buckets only the counter the VMs take their numbers from (lib/host.ts claimVmOrdinal).
+    assert.deepEqual(all.filter((k) => !k.startsWith(BUCKETS)), ["meshward.rate_limit.vm-ordinal"]);
+    const keys = all.filter((k) => k.startsWith(BUCKETS));
     assert.ok(keys.length <= 64 && keys.length >= 60, `${keys.length} shared-data keys`);
     for (const k of keys) {
       assert.ok(k.startsWith(BUCKETS));
