@@ -123,6 +123,17 @@ describe("direct unary transport (grpc/unary-fast-path.ts)", function () {
     assert.deepEqual(answers.map((a) => a.value), Array.from({ length: 50 }, (_, i) => String(i + 1)));
   });
 
+  it("answers an empty message (a valid request with no fields), whether its prefix comes alone or with others", async () => {
+    await start();
+    assert.deepEqual(await call(client, PATH, Buffer.alloc(0)), { err: null, value: "0" });
+    const alone = await raw(echo.port, {}, [frame(Buffer.alloc(0))]);
+    assert.equal(alone.trailers?.["grpc-status"], "0");
+    assert.deepEqual(alone.body, frame(Buffer.from("0")));
+    // The server keeps serving on the same port afterwards.
+    assert.deepEqual(await call(client, PATH, Buffer.from("after")), { err: null, value: "5" });
+    assert.equal(echo.seen.grpcJsCalls, 0);
+  });
+
   it("refuses a message over 4 MiB with RESOURCE_EXHAUSTED, without calling the handler", async () => {
     await start();
     const r = await call(client, PATH, Buffer.alloc(MAX_RECEIVE_MESSAGE_BYTES + 1));

@@ -36,6 +36,7 @@ const OK_TRAILERS = Object.freeze({ "grpc-status": "0", "grpc-message": "OK" });
 const TIMEOUT = /(\d{1,8})\s*([HMSmun])/;
 const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 const noop = (): void => undefined;
+const EMPTY = Buffer.alloc(0);
 
 type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
 
@@ -120,6 +121,15 @@ class DirectCall<Req, Res> {
 
   private onData(chunk: Buffer): void {
     if (this.done) return;
+    // A bug here must answer this call, never throw out of a stream event (that would end the process).
+    try {
+      this.read(chunk);
+    } catch {
+      this.sendStatus(grpc.status.INTERNAL, "Error reading request");
+    }
+  }
+
+  private read(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     while (!this.done) {
@@ -145,6 +155,8 @@ class DirectCall<Req, Res> {
 
   /** Removes the next `n` buffered bytes (n ≤ this.bytes). */
   private take(n: number): Buffer {
+    // An empty message (a valid CheckRequest with no fields) may arrive after the last buffered byte.
+    if (n === 0) return EMPTY;
     const first = this.chunks[0]!;
     let out: Buffer;
     if (first.length >= n) {
