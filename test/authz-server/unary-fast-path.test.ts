@@ -203,6 +203,40 @@ describe("direct unary transport (grpc/unary-fast-path.ts)", function () {
   });
 });
 
+describe("direct unary transport: a grpc-js that does not look as expected", function () {
+  this.timeout(30_000);
+
+  it("changes nothing and returns false, and grpc-js then serves the method itself", async () => {
+    let grpcJsCalls = 0;
+    const server = new grpc.Server();
+    const method = { path: PATH, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: read, responseSerialize: length, responseDeserialize: id };
+    server.addService({ Length: method } as grpc.ServiceDefinition, {
+      Length: ((call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        grpcJsCalls++;
+        callback(null, call.request);
+      }) as grpc.handleUnaryCall<Buffer, Buffer>,
+    });
+    const handler: UnaryHandler<Buffer, Buffer> = () => assert.fail("the direct handler must not be installed");
+    // Not bound yet: no HTTP/2 server to take streams from.
+    assert.equal(serveUnaryDirectly(server, { path: PATH, deserialize: read, serialize: length, handler }), false);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    // A grpc-js whose internals were renamed: the map it reads is gone.
+    const internals = server as unknown as { http2Servers: unknown };
+    const saved = internals.http2Servers;
+    internals.http2Servers = undefined;
+    assert.equal(serveUnaryDirectly(server, { path: PATH, deserialize: read, serialize: length, handler }), false);
+    internals.http2Servers = saved;
+    const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      assert.deepEqual(await call(client, PATH, Buffer.from("hello")), { err: null, value: "5" });
+      assert.equal(grpcJsCalls, 1);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
+  });
+});
+
 describe("authz-server serves Check directly, beside health and the rate limit service", function () {
   this.timeout(30_000);
   let dir: string;
