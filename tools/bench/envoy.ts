@@ -3,10 +3,12 @@
 // Envoy CPU per 1k requests, RSS, and each Wasm VM's linear-memory growth over many requests (the filters' per-VM
 // gauges); native counterparts in the same run.
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { pinVmEnvironment } from "../envoy/bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
 import { ROOT, resolveEnvoy } from "../envoy/resolve.js";
 import type { BenchModule } from "./row.js";
@@ -108,7 +110,7 @@ const rateLimitConfig = (key: object[], global = false): object => ({
   enforcement: "enforce",
   failureMode: global ? "local" : "allow",
   responseHeaders: true,
-  ...(global ? { quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200 } } : {}),
+  ...(global ? { quota: { cluster: "meshward-quota", authority: "meshward-authz", timeoutMs: 200, tokenEnv: "MESHWARD_QUOTA_TOKEN" } } : {}),
   limits: [{ name: "bench", key, capacity: HUGE, refillPerSecond: HUGE, ...(global ? { global: { lease: 1000 } } : {}) }],
   maxKeysPerLimit: 65536,
 });
@@ -161,7 +163,7 @@ function scenarios(n20 = 20): Scenario[] {
     },
     {
       key: "rate-limit-global", label: "rate-limit global, leased pool (healthy)", kind: "ours", vmsPerWorker: 1, memoryBudget: true,
-      httpFilters: () => [wasmFilter("rate-limit", "filters/build/rate-limit.wasm", "rate-limit", "bench-rate-limit", rateLimitConfig([{ header: "x-user-id" }], true)), router],
+      httpFilters: () => [withVmEnv(wasmFilter("rate-limit", "filters/build/rate-limit.wasm", "rate-limit", "bench-rate-limit", rateLimitConfig([{ header: "x-user-id" }], true))), router],
       statProof: "cluster.meshward-quota.upstream_rq_200",
       usesAuthz: true,
     },
@@ -271,9 +273,19 @@ function edgeHcm(): any {
   return edgeYaml().static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
 }
 
-/** edge.yaml's HTTP filters, wasm paths made absolute and limits raised so nothing is shed. */
+/** The lease token the edge chain's rate-limit plugin reads from its VM environment (quota.tokenEnv) and authz-server requires. */
+const QUOTA_TOKEN = randomBytes(24).toString("hex");
+
+/** A bench wasm filter whose VM environment carries the quota token (as Envoy's host_env_keys would). */
+function withVmEnv(filter: object): object {
+  (filter as any).typed_config.config.vm_config.environment_variables = { key_values: { MESHWARD_QUOTA_TOKEN: QUOTA_TOKEN } };
+  return filter;
+}
+
+/** edge.yaml's HTTP filters, wasm paths made absolute, the quota token pinned and limits raised so nothing is shed. */
 function edgeFilters(): object[] {
   const filters = edgeHcm().http_filters as any[];
+  pinVmEnvironment(filters, { MESHWARD_QUOTA_TOKEN: QUOTA_TOKEN });
   for (const f of filters) {
     const cfg = f.typed_config?.config;
     if (!cfg) continue;
@@ -663,7 +675,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
       ];
       const { stringify } = await import("yaml");
       writeFileSync(fixture.policyPath, stringify(policy));
-      authz = await startAuthzProcess({ policyPath: fixture.policyPath });
+      authz = await startAuthzProcess({ policyPath: fixture.policyPath, env: { MESHWARD_QUOTA_TOKEN: QUOTA_TOKEN } });
     }
     const ctx: Ctx = { upstreamPort: upstream.listenerPort("upstream"), fixture, jwks: readFileSync(fixture.jwksPath, "utf8"), ...(authz ? { authz } : {}) };
     const mix: Mix = {

@@ -27,6 +27,8 @@ export interface AuthzProcessOptions {
   readonly workers?: number;
   readonly logLevel?: string;
   readonly readyTimeoutMs?: number;
+  /** Extra environment for the server (e.g. MESHWARD_QUOTA_TOKEN), over this process's own. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Starts authz-server; rejects with its stderr tail when it exits or is not ready in time. */
@@ -36,7 +38,7 @@ export async function startAuthzProcess(opts: AuthzProcessOptions): Promise<Auth
   const args = [AUTHZ_MAIN, "--policy", opts.policyPath, "--grpc-addr", `127.0.0.1:${grpcPort}`, "--http-addr", `127.0.0.1:${httpPort}`];
   if (opts.workers && opts.workers > 1) args.push("--workers", String(opts.workers));
   if (opts.logLevel) args.push("--log-level", opts.logLevel);
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
   // Never leave a server behind when the bench process exits early (Ctrl-C, a crash).
   const killOnExit = (): void => void child.kill("SIGKILL");
   process.once("exit", killOnExit);
