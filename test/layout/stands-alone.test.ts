@@ -70,6 +70,16 @@ describe("the repository stands alone", function () {
     assert.deepEqual(hits, []);
   });
 
+  it("no tracked text file holds a merge conflict marker", function () {
+    const marker = new RegExp(`^(${["<".repeat(7), ">".repeat(7)].join("|")})( |$)|^${"=".repeat(7)}$`);
+    const hits = files
+      .filter((f) => TEXT.test(f) && !f.endsWith("package-lock.json") && statSync(join(ROOT, f), { throwIfNoEntry: false })?.isFile())
+      .flatMap((f) => readFileSync(join(ROOT, f), "utf8").split("\n").map((line, i) => ({ f, i, line })))
+      .filter(({ line }) => marker.test(line))
+      .map(({ f, i }) => `${f}:${i + 1}`);
+    assert.deepEqual(hits, []);
+  });
+
   it("no relative import, dynamic import or module URL resolves outside the repository", function () {
     const outside: string[] = [];
     for (const f of code) {
