@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { pinVmEnvironment } from "../envoy/bootstrap.js";
+import { httpListener, pinVmEnvironment, ROUTER_FILTER } from "../envoy/bootstrap.js";
 import { startEnvoy, type RunningEnvoy } from "../envoy/harness.js";
 import { ROOT, resolveEnvoy } from "../envoy/resolve.js";
 import type { BenchModule } from "./row.js";
@@ -319,47 +319,15 @@ function bootstrap(s: Scenario, ctx: Ctx): Record<string, unknown> {
   });
   const clusters = [cluster("upstream", ctx.upstreamPort), cluster("upstream-b", ctx.upstreamPort)];
   if (ctx.authz) clusters.push(cluster("meshward-authz", ctx.authz.port, true), cluster("meshward-quota", ctx.authz.httpPort));
-  return {
-    static_resources: {
-      listeners: [{
-        name: "bench",
-        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{ filters: [{
-          name: "envoy.filters.network.http_connection_manager",
-          typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            stat_prefix: "bench",
-            codec_type: "AUTO",
-            route_config: { name: "bench", virtual_hosts: [{ name: "all", domains: ["*"], routes: (s.routes ?? defaultRoutes)(ctx) }] },
-            http_filters: s.httpFilters(ctx),
-          },
-        }] }],
-      }],
-      clusters,
-    },
-  };
+  // httpListener adds the router last; the scenarios' chains end with theirs.
+  const filters = (s.httpFilters(ctx) as Array<{ name?: string }>).filter((f) => f.name !== ROUTER_FILTER["name"]);
+  return { static_resources: { listeners: [httpListener("bench", filters, (s.routes ?? defaultRoutes)(ctx))], clusters } };
 }
 
 /** The loopback upstream: another Envoy (1 worker) answering 200 with a short body, no proxying. */
 function upstreamBootstrap(): Record<string, unknown> {
-  return {
-    static_resources: {
-      listeners: [{
-        name: "upstream",
-        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-        filter_chains: [{ filters: [{
-          name: "envoy.filters.network.http_connection_manager",
-          typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            stat_prefix: "upstream",
-            codec_type: "AUTO",
-            route_config: { name: "up", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "{\"ok\":true}" } } }] }] },
-            http_filters: [router],
-          },
-        }] }],
-      }],
-    },
-  };
+  const answer = { match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "{\"ok\":true}" } } };
+  return { static_resources: { listeners: [httpListener("upstream", [], [answer])] } };
 }
 
 /** utime + stime of a process in ms (from /proc/<pid>/stat; clock ticks are 100 Hz on Linux). */
