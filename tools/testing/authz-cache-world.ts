@@ -61,8 +61,8 @@ export function cachePolicy(jwks: string | Record<string, unknown>, secretFile: 
 ${extraRules}`);
 }
 
-function cacheFilter(epochCluster: string, overrides: Record<string, unknown>): Record<string, unknown> {
-  return wasmFilter({ plugin: "authz-cache", config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
+function cacheFilter(epochCluster: string, overrides: Record<string, unknown>, plugin = "authz-cache", vmId?: string): Record<string, unknown> {
+  return wasmFilter({ plugin, rootId: "authz-cache", ...(vmId ? { vmId, name: vmId } : {}), config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
 }
 
 function extAuthz(): Record<string, unknown> {
@@ -144,16 +144,41 @@ function listener(name: string, filters: Record<string, unknown>[], direct = fal
 // With no configuration the SDK's onConfigure traps in Envoy 1.40 (memory access out of bounds).
 const noopFilter = wasmFilter({ plugin: "noop", config: "{}" });
 
-/**
- * Listeners `cached` and `plain`; with `baselines`, also `none` (router only) and `noop` (the no-op
- * wasm filter only), and every listener answers with a direct response (benchmarks).
- */
-export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, filterOverrides: Record<string, unknown> = {}, baselines = false, logDir?: string): Record<string, unknown> {
-  const extra = baselines ? [listener("none", [], true), listener("noop", [noopFilter], true)] : [];
-  const cached = [cacheFilter("authz-http", filterOverrides), skippableExtAuthz(), metadataOnHit()];
+export interface CacheEnvoyOptions {
+  /** Overrides of the filter's plugin configuration. */
+  readonly filter?: Record<string, unknown>;
+  /** Dynamic-metadata replay on hits (`metadataKeys` + header_to_metadata) on `cached`; default true. */
+  readonly metadata?: boolean;
+  /**
+   * Benchmarks: also `none` (router only), `noop` (the no-op wasm filter only) and `cached-md` (the
+   * cache with metadata replay), and every listener answers with a direct response.
+   */
+  readonly baselines?: boolean;
+  /** Access logs of every request, `<logDir>/<listener>-access.log`. */
+  readonly logDir?: string;
+  /** A/B in one Envoy: listener `cached-<name>` runs the .wasm at `path` (its own VM and shared data). */
+  readonly variants?: Readonly<Record<string, string>>;
+}
+
+function cachedChain(filterOverrides: Record<string, unknown>, metadata: boolean, plugin = "authz-cache", vmId?: string): Record<string, unknown>[] {
+  const overrides = metadata ? filterOverrides : { metadataKeys: [], ...filterOverrides };
+  const filter = cacheFilter("authz-http", overrides, plugin, vmId);
+  return metadata ? [filter, skippableExtAuthz(), metadataOnHit()] : [filter, skippableExtAuthz()];
+}
+
+/** Listeners `cached` and `plain`, and with `baselines` or `variants` the listeners they add. */
+export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, opts: CacheEnvoyOptions = {}): Record<string, unknown> {
+  const direct = opts.baselines ?? false;
+  const overrides = opts.filter ?? {};
+  const extra = direct
+    ? [listener("none", [], true), listener("noop", [noopFilter], true), listener("cached-md", cachedChain(overrides, true, "authz-cache", "meshward-authz-cache-md"), true)]
+    : [];
+  for (const [name, path] of Object.entries(opts.variants ?? {})) {
+    extra.push(listener(`cached-${name}`, cachedChain(overrides, opts.metadata ?? true, path, `meshward-authz-cache-${name}`), direct));
+  }
   return {
     static_resources: {
-      listeners: [listener("cached", cached, baselines, logDir), listener("plain", [extAuthz()], baselines, logDir), ...extra],
+      listeners: [listener("cached", cachedChain(overrides, opts.metadata ?? true), direct, opts.logDir), listener("plain", [extAuthz()], direct, opts.logDir), ...extra],
       clusters: [
         loopbackCluster("authz", authz.grpcAddress, { http2: true, connectTimeout: "1s" }),
         loopbackCluster("authz-http", authz.httpAddress, { connectTimeout: "1s" }),
@@ -175,7 +200,17 @@ export interface CacheWorld {
 }
 
 /** Starts issuer, authz-server (with `policy(jwks, secretFile)`), echo upstream and `envoyCount` Envoys. */
-export async function startCacheWorld(opts: { envoyCount?: number; concurrency?: number; policy?: (jwks: string, secret: string) => string; filter?: Record<string, unknown>; baselines?: boolean; accessLogs?: boolean } = {}): Promise<CacheWorld> {
+export interface CacheWorldOptions extends Omit<CacheEnvoyOptions, "logDir"> {
+  readonly envoyCount?: number;
+  readonly concurrency?: number;
+  readonly policy?: (jwks: string, secret: string) => string;
+  readonly accessLogs?: boolean;
+  /** Envoy binary (e.g. a wrapper running it under valgrind) and its start-up bound. */
+  readonly envoyBin?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export async function startCacheWorld(opts: CacheWorldOptions = {}): Promise<CacheWorld> {
   const tmp = tempDir();
   const issuer = await createIssuer(tmp.dir);
   const secretFile = join(tmp.dir, "cache-secret");
@@ -189,7 +224,8 @@ export async function startCacheWorld(opts: { envoyCount?: number; concurrency?:
       // With accessLogs, Envoy i writes <dir>/envoy-i/<listener>-access.log.
       const logDir = opts.accessLogs ? join(tmp.dir, `envoy-${i}`) : undefined;
       if (logDir) mkdirSync(logDir, { recursive: true });
-      envoys.push(await startEnvoy({ config: cacheEnvoyConfig(authz, app, opts.filter, opts.baselines, logDir), concurrency: opts.concurrency ?? 2 }));
+      const config = cacheEnvoyConfig(authz, app, { ...opts, ...(logDir ? { logDir } : {}) });
+      envoys.push(await startEnvoy({ config, concurrency: opts.concurrency ?? 2, ...(opts.envoyBin ? { bin: opts.envoyBin } : {}), ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}) }));
     }
   } catch (err) {
     for (const e of envoys) await e.stop();
