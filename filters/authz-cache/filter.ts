@@ -13,7 +13,8 @@ import { RequestView, serializePairs } from "../lib/request-view";
 import { addressIp } from "../rate-limit/key";
 import { CacheConfig, ConfigParser } from "./config";
 import { Directive, directiveError, parseDirective, verifyDirective } from "./directive";
-import { Shape, cacheKeyInto, parseShape, parseShapeText } from "./key";
+import { Shape, cacheKeyInto, keyFields, parseShape, parseShapeText, shapeEpochId } from "./key";
+import { KeyMaterial, LocalEntry, LocalTable } from "./local";
 import { metadataHeaders } from "./metadata";
 
 export const FILTER_NAME = "authz-cache";
@@ -62,29 +63,13 @@ function count(m: M): void {
 }
 
 /**
- * This VM's copy of entries it served or stored, direct-mapped by key: a decision is valid for its
- * key until it expires whatever happens to the shared slot later (the epoch is in the key), so a
- * repeat on this worker needs no shared-data read and no parse. Bounded: L1_SIZE entries.
+ * This VM's copy of the entries it served, found by the request's key material without SHA-256
+ * (local.ts): a decision is valid for its key until it expires whatever happens to the shared slot
+ * later (the epoch is in the key), so a repeat on this worker reads no shared data, parses nothing
+ * and hashes no digest. Bounded: LOCAL_SIZE entries.
  */
-class LocalEntry {
-  key: ArrayBuffer = new ArrayBuffer(32);
-  expiresAtMs: f64 = 0;
-  directive: Directive | null = null;
-}
-const L1_SIZE = 512;
-const l1 = new StaticArray<LocalEntry>(L1_SIZE);
-for (let i = 0; i < L1_SIZE; i++) l1[i] = new LocalEntry();
-
-function l1Slot(key: usize): LocalEntry {
-  return unchecked(l1[<i32>(load<u32>(key, 8) % <u32>L1_SIZE)]);
-}
-
-function l1Put(key: usize, expiresAtMs: f64, d: Directive): void {
-  const e = l1Slot(key);
-  memory.copy(changetype<usize>(e.key), key, 32);
-  e.expiresAtMs = expiresAtMs;
-  e.directive = d;
-}
+let local: LocalTable | null = null;
+const material = new KeyMaterial();
 
 /**
  * The cache state shared by every worker, under one key read once per request:
@@ -161,6 +146,15 @@ let pendingEpoch = "";
 let pendingShape = "";
 let pendingSentAtMs: i64 = 0;
 let pendingChanged = false;
+
+function localTable(): LocalTable {
+  let t = local;
+  if (t === null) {
+    t = new LocalTable(randomSeed());
+    local = t;
+  }
+  return t;
+}
 
 function nowMs(): i64 {
   return <i64>nowNanos() / NS_PER_MS;
@@ -361,12 +355,18 @@ class AuthzCacheStream extends Context {
         ip = sourceIp();
         ipRead = true;
       }
-      cacheKeyInto(st.epoch, shape, view, ip, k);
+      // This worker's table first: the exact key material, no digest.
+      material.reset();
+      keyFields<KeyMaterial>(material, shape, view, ip);
+      const id = shapeEpochId(shape, st.epoch);
+      let slot: LocalEntry | null = null;
       let d: Directive | null = null;
-      const local = l1Slot(k);
-      if (local.directive !== null && <i64>local.expiresAtMs > now && memory.compare(changetype<usize>(local.key), k, 32) == 0) {
-        d = local.directive;
-      } else {
+      if (!material.overflow) {
+        slot = localTable().slot(material, id);
+        d = slot.match(material, id, now);
+      }
+      if (d === null) {
+        cacheKeyInto(st.epoch, shape, view, ip, k);
         if (getSharedDataAt(changetype<usize>(SLOT_KEY), slotKey(slotOf(KEY, config.slots)), shared) != HostStatus.Ok) continue;
         const v = shared.value;
         if (v.byteLength <= ENTRY_HEADER_BYTES) continue;
@@ -377,7 +377,7 @@ class AuthzCacheStream extends Context {
         d = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>(v.byteLength - ENTRY_HEADER_BYTES));
         if (d === null) continue;
         d.encode();
-        l1Put(k, expires, d);
+        if (slot !== null) slot.set(material, id, expires, d);
       }
       // authz-server counts this request's headers with the nonce a miss adds; over its limits it
       // answers 431 whatever the key says, so such a request is never a hit.
@@ -426,9 +426,9 @@ class AuthzCacheStream extends Context {
   onResponseHeaders(_headers: u32, _endOfStream: bool): FilterHeadersStatusValues {
     const config = this.root.config;
     if (config === null) return FilterHeadersStatusValues.Continue;
-    // A directive never reaches the client, whoever set it.
+    // A directive never reaches the client, whoever set it. On a hit no genuine one exists, and the
+    // route configuration's response_headers_to_remove strips an upstream's (README "Wiring").
     if (this.state == State.HitAllow) {
-      removeResponseHeader(DIRECTIVE);
       const d = changetype<Directive>(this.hit);
       for (let i = 0; i < d.responseNameBytes.length; i++) addResponseHeader(unchecked(d.responseNameBytes[i]), unchecked(d.responseValueBytes[i]));
       return FilterHeadersStatusValues.Continue;
@@ -489,11 +489,6 @@ class AuthzCacheStream extends Context {
     }
     setSharedDataAt(slotPtr, slotLen, entry, 0);
     count(M.Stores);
-    const stored = parseEntry(config, p + ENTRY_HEADER_BYTES, <usize>payload.byteLength);
-    if (stored !== null) {
-      stored.encode();
-      l1Put(p, expires, stored);
-    }
   }
 
   /** "\n<header>\n<base64 value>" for each configured key ext_authz set on this stream ("" when off). */

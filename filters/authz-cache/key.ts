@@ -18,6 +18,24 @@ export class Shape {
   /** The hasher state after the constant prefix (domain, epoch, shape) of `prefixEpoch`'s keys. */
   prefix: Sha256 | null = null;
   prefixEpoch: string = "";
+  /** A number naming (this shape, `idEpoch`) in this VM, never reused (see shapeEpochId). */
+  id: u32 = 0;
+  idEpoch: string = "";
+}
+
+let lastShapeEpochId: u32 = 0;
+
+/**
+ * A number for (`shape`, `epoch`), unique in this VM: two requests with the same number and the same
+ * key material (keyFields) have the same SHA-256 key. Strings are compared by identity first, so a
+ * lookup under the epoch the state view holds costs one comparison.
+ */
+export function shapeEpochId(shape: Shape, epoch: string): u32 {
+  if (shape.id == 0 || shape.idEpoch != epoch) {
+    shape.id = ++lastShapeEpochId;
+    shape.idEpoch = epoch;
+  }
+  return shape.id;
 }
 
 /** Parses a shape (`k` of a directive, joined by ","); null when any attribute is malformed. */
@@ -56,7 +74,11 @@ function isHeaderName(s: string): bool {
 const hasher = new Sha256();
 const PATH = String.UTF8.encode(":path");
 
-function viewField(h: Sha256, view: RequestView, name: ArrayBuffer): void {
+/**
+ * A sink for the key's fields: the SHA-256 hasher, or the local table's key material (local.ts).
+ * Both receive the same calls in the same order, so equal material means an equal digest.
+ */
+function viewField<S>(h: S, view: RequestView, name: ArrayBuffer): void {
   if (view.find(name)) {
     h.u32(1);
     h.field(view.foundPtr, view.foundLen);
@@ -79,13 +101,20 @@ function prefixOf(shape: Shape, epoch: string): Sha256 {
   return p;
 }
 
-/**
- * Writes the 32-byte key of `view` under `shape` in `epoch` at `out`; `sourceIp` is used only when
- * the shape has `a`. Hashes the header bytes in place (no decoding, no allocation per request).
- */
+/** Writes the 32-byte key of `view` under `shape` in `epoch` at `out`; `sourceIp` is used only when the shape has `a`. */
 export function cacheKeyInto(epoch: string, shape: Shape, view: RequestView, sourceIp: string, out: usize): void {
   const h = hasher;
   h.copyFrom(prefixOf(shape, epoch));
+  keyFields<Sha256>(h, shape, view, sourceIp);
+  h.digestInto(out);
+}
+
+/**
+ * Feeds `h` the request's values of `shape`'s attributes, in the key's encoding: length-prefixed
+ * fields, header values counted then listed, so the encoding is prefix-free. Reads the header bytes
+ * in place (no decoding, no allocation per request).
+ */
+export function keyFields<S>(h: S, shape: Shape, view: RequestView, sourceIp: string): void {
   viewField(h, view, METHOD);
   viewField(h, view, SCHEME);
   viewField(h, view, AUTHORITY);
@@ -123,7 +152,6 @@ export function cacheKeyInto(epoch: string, shape: Shape, view: RequestView, sou
     }
   }
   if (shape.address) h.fieldString(sourceIp);
-  h.digestInto(out);
 }
 
 /** The 32-byte key of `view` under `shape` in `epoch`, in a new buffer. */

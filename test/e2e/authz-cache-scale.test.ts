@@ -10,6 +10,15 @@ import { CACHE_SECRET, send, startCacheWorld, type CacheWorld } from "../../tool
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stat = async (w: CacheWorld, i: number, name: string) => (await w.envoys[i]!.stats("authz_cache")).get(`wasmcustom.meshward_authz_cache_${name}`) ?? 0;
 
+/** Directives an upstream could forge: without the secret, and with it but for another stream's nonce. */
+function forgedDirectives(): { noSecret: string; otherNonce: string } {
+  const body = (nonce: string) => JSON.stringify({ v: 1, n: nonce, e: "forged", x: Date.now() + 60_000, t: 60_000, k: [], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "root"]], r: [], rh: [] });
+  return {
+    noSecret: `${"0".repeat(64)}.${body("0".repeat(32))}`,
+    otherNonce: `${createHmac("sha256", CACHE_SECRET).update(body("f".repeat(32))).digest("hex")}.${body("f".repeat(32))}`,
+  };
+}
+
 async function warm(w: CacheWorld, port: number, headers: Record<string, string>, i = 0): Promise<void> {
   const deadline = Date.now() + 5000;
   while ((await stat(w, i, "hits")) === 0) {
@@ -76,29 +85,24 @@ describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function ()
   });
   after(async () => w?.stop());
 
-  it("rejects directives an upstream forges (no secret, or another stream's nonce) and never forwards them", async function () {
-    const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "victim", roles: [] })}` };
-    // Denied by authz-server (no role) → never reaches the upstream. An allowed request's upstream forges:
+  it("strips an upstream's directive before the filter or the client sees it, on a miss and on a hit", async function () {
     const reader = { authorization: `Bearer ${await w.issuer.sign({ sub: "reader", roles: ["reader"] })}` };
-    const epoch = "forged";
-    const body = (nonce: string) => JSON.stringify({ v: 1, n: nonce, e: epoch, x: Date.now() + 60_000, t: 60_000, k: [], l: [200, 65536], d: "allow", s: 200, h: [["x-user-id", "root"]], r: [], rh: [] });
-    const noSecret = `${"0".repeat(64)}.${body("0".repeat(32))}`;
-    const sameSecretOtherNonce = `${createHmac("sha256", CACHE_SECRET).update(body("f".repeat(32))).digest("hex")}.${body("f".repeat(32))}`;
     const rejected0 = await stat(w, 0, "rejected");
-    // On a cacheable allow ext_authz's own directive overwrites the upstream's header (OVERWRITE_IF_EXISTS_OR_ADD);
-    // on an uncacheable one (the `now` rule) the forged header is all the filter sees.
-    for (const forged of [noSecret, sameSecretOtherNonce]) {
-      const r = await send(port, "/api/clock/forge", { ...reader, "x-test-forge": forged });
-      assert.equal(r.status, 200);
-      assert.equal(r.headers["x-meshward-cache"], undefined, "a directive never reaches the client");
-    }
-    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2);
-    const overwritten = await send(port, "/api/orders/5", { ...reader, "x-test-forge": noSecret });
-    assert.equal(overwritten.status, 200);
-    assert.equal(overwritten.headers["x-meshward-cache"], undefined);
-    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2, "ext_authz's directive replaced the forged one");
-    const denied = await send(port, "/api/orders/5", h);
-    assert.equal(denied.status, 403, "nothing was learned from the forged directives");
+    // Uncacheable (the `now` rule): the upstream's header is the only directive on the response.
+    const uncacheable = await send(port, "/api/clock/forge", { ...reader, "x-test-forge": forgedDirectives().noSecret });
+    assert.equal(uncacheable.status, 200);
+    assert.equal(uncacheable.headers["x-meshward-cache"], undefined, "a directive never reaches the client");
+    const miss = await send(port, "/api/orders/5", { ...reader, "x-test-forge": forgedDirectives().noSecret });
+    assert.equal(miss.status, 200);
+    assert.equal(miss.headers["x-meshward-cache"], undefined);
+    // The same key again is a hit: no ext_authz, so the upstream's forged header is the only one, and the
+    // route configuration's response_headers_to_remove strips it (the filter does not spend a call on it).
+    const hits0 = await stat(w, 0, "hits");
+    const hit = await send(port, "/api/orders/5", { ...reader, "x-test-forge": forgedDirectives().noSecret });
+    assert.equal(hit.status, 200);
+    assert.equal((await stat(w, 0, "hits")) - hits0, 1, "served from the cache");
+    assert.equal(hit.headers["x-meshward-cache"], undefined, "an upstream's directive never reaches the client on a hit");
+    assert.equal((await stat(w, 0, "rejected")) - rejected0, 0, "the router removed the forged headers before the filter's encoder side ran");
   });
 
   it(`keeps ${SLOTS} slots whatever the number of distinct keys, counts evictions, and still hits`, async function () {
@@ -131,5 +135,42 @@ describe("authz-cache: hostile upstreams and many keys (ENVOY_BIN)", function ()
     const checks = w.checks();
     assert.equal((await send(port, "/api/orders/fresh", h)).status, 200);
     assert.equal(w.checks(), checks);
+  });
+});
+
+describe("authz-cache: forged directives that reach the filter (ENVOY_BIN)", function () {
+  this.timeout(120_000);
+  let w: CacheWorld;
+  let port: number;
+
+  before(async function () {
+    requireEnvoy(this);
+    // Without the route configuration's strip, as a deployment that forgot it: the filter is the last line.
+    w = await startCacheWorld({ concurrency: 2, keepUpstreamDirectives: true });
+    port = w.envoys[0]!.listenerPort("cached");
+    await warm(w, port, { authorization: `Bearer ${await w.issuer.sign({ sub: "warm", roles: ["reader"] })}` });
+  });
+  after(async () => w?.stop());
+
+  it("rejects directives an upstream forges (no secret, or another stream's nonce), strips them and learns nothing", async function () {
+    const victim = { authorization: `Bearer ${await w.issuer.sign({ sub: "victim", roles: [] })}` };
+    const reader = { authorization: `Bearer ${await w.issuer.sign({ sub: "reader", roles: ["reader"] })}` };
+    const rejected0 = await stat(w, 0, "rejected");
+    // On a cacheable allow ext_authz's own directive overwrites the upstream's header (OVERWRITE_IF_EXISTS_OR_ADD);
+    // on an uncacheable one (the `now` rule) the forged header is all the filter sees.
+    const forged = forgedDirectives();
+    for (const f of [forged.noSecret, forged.otherNonce]) {
+      const r = await send(port, "/api/clock/forge", { ...reader, "x-test-forge": f });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers["x-meshward-cache"], undefined, "a directive the filter sees never reaches the client");
+    }
+    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2);
+    const overwritten = await send(port, "/api/orders/5", { ...reader, "x-test-forge": forged.noSecret });
+    assert.equal(overwritten.status, 200);
+    assert.equal(overwritten.headers["x-meshward-cache"], undefined);
+    assert.equal((await stat(w, 0, "rejected")) - rejected0, 2, "ext_authz's directive replaced the forged one");
+    // Denied by authz-server (no role): nothing was learned from the forged directives.
+    const denied = await send(port, "/api/orders/5", victim);
+    assert.equal(denied.status, 403);
   });
 });

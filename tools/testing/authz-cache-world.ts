@@ -61,8 +61,9 @@ export function cachePolicy(jwks: string | Record<string, unknown>, secretFile: 
 ${extraRules}`);
 }
 
-function cacheFilter(epochCluster: string, overrides: Record<string, unknown>, plugin = "authz-cache", vmId?: string): Record<string, unknown> {
-  return wasmFilter({ plugin, rootId: "authz-cache", ...(vmId ? { vmId, name: vmId } : {}), config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
+/** The filter; a `name` other than the default also gives it its own VM (vm_id) and so its own shared data. */
+function cacheFilter(epochCluster: string, overrides: Record<string, unknown>, plugin = "authz-cache", name?: string): Record<string, unknown> {
+  return wasmFilter({ plugin, rootId: "authz-cache", ...(name ? { name, vmId: name } : {}), config: { secret: CACHE_SECRET, skipToken: SKIP_TOKEN, epochCluster, epochAuthority: "authz", pollMs: 100, maxStalenessMs: 1000, metadataKeys: AUTHZ_METADATA_KEYS, ...overrides } });
 }
 
 function extAuthz(): Record<string, unknown> {
@@ -90,6 +91,28 @@ function skippableExtAuthz(): Record<string, unknown> {
         matcher_tree: {
           input: hitMarker,
           exact_match_map: { map: { [SKIP_TOKEN]: skipAction } },
+        },
+      },
+    },
+  };
+}
+
+/**
+ * ext_authz behind Envoy's composite filter: instantiated only when the marker is absent, so a hit
+ * never constructs it (ExtensionWithMatcher builds its filter on every stream, skip or not).
+ */
+export function compositeExtAuthz(): Record<string, unknown> {
+  return {
+    name: "authz-unless-cached",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+      extension_config: { name: "composite", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite" } },
+      xds_matcher: {
+        matcher_list: {
+          matchers: [{
+            predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } },
+            on_match: { action: { name: "ext-authz", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction", typed_config: extAuthz() } } },
+          }],
         },
       },
     },
@@ -131,12 +154,13 @@ function accessLog(path: string): Record<string, unknown>[] {
   return [fileAccessLog(path, { path: "%REQ(:PATH)%", status: "%RESPONSE_CODE%", metadata: `%DYNAMIC_METADATA(${EXT_AUTHZ_NAMESPACE})%` })];
 }
 
-function listener(name: string, filters: Record<string, unknown>[], direct = false, logDir?: string): Record<string, unknown> {
+function listener(name: string, filters: Record<string, unknown>[], direct = false, logDir?: string, stripUpstreamDirectives = true): Record<string, unknown> {
   // Benchmarks answer from Envoy itself so that no upstream process limits the rate.
   const action = direct ? { direct_response: { status: 200, body: { inline_string: "ok" } } } : { route: { cluster: "app", timeout: "5s" } };
-  // The hit marker and the filter's nonce never reach an upstream.
+  // The hit marker and the filter's nonce never reach an upstream; an upstream's directive is removed
+  // when its response arrives, before ext_authz (on a miss) adds the genuine one.
   return httpListener(name, filters, [{ match: { prefix: "/" }, ...action }], {
-    routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"] },
+    routeConfig: { request_headers_to_remove: [SKIP_HEADER, "x-meshward-cache-nonce"], ...(stripUpstreamDirectives ? { response_headers_to_remove: ["x-meshward-cache"] } : {}) },
     ...(logDir ? { accessLog: accessLog(join(logDir, `${name}-access.log`)) } : {}),
   });
 }
@@ -150,20 +174,28 @@ export interface CacheEnvoyOptions {
   /** Dynamic-metadata replay on hits (`metadataKeys` + header_to_metadata) on `cached`; default true. */
   readonly metadata?: boolean;
   /**
-   * Benchmarks: also `none` (router only), `noop` (the no-op wasm filter only) and `cached-md` (the
-   * cache with metadata replay), and every listener answers with a direct response.
+   * Benchmarks: also `none` (router only), `noop` (the no-op wasm filter only), `skip-only` (ext_authz
+   * in its skipping wrapper, nothing in front: send the marker), `cached-md` (the cache with metadata
+   * replay), and every listener answers with a direct response.
    */
   readonly baselines?: boolean;
   /** Access logs of every request, `<logDir>/<listener>-access.log`. */
   readonly logDir?: string;
   /** A/B in one Envoy: listener `cached-<name>` runs the .wasm at `path` (its own VM and shared data). */
   readonly variants?: Readonly<Record<string, string>>;
+  /**
+   * Leave out the route configuration's `response_headers_to_remove: [x-meshward-cache]`, so that an
+   * upstream's forged directive reaches the filter (which must reject it) instead of being stripped first.
+   */
+  readonly keepUpstreamDirectives?: boolean;
+  /** Only these listeners (e.g. under valgrind, where each wasm VM costs address space); default all. */
+  readonly listeners?: readonly string[];
 }
 
-function cachedChain(filterOverrides: Record<string, unknown>, metadata: boolean, plugin = "authz-cache", vmId?: string): Record<string, unknown>[] {
+function cachedChain(filterOverrides: Record<string, unknown>, metadata: boolean, plugin = "authz-cache", name?: string): Record<string, unknown>[] {
   const overrides = metadata ? filterOverrides : { metadataKeys: [], ...filterOverrides };
-  const filter = cacheFilter("authz-http", overrides, plugin, vmId);
-  return metadata ? [filter, skippableExtAuthz(), metadataOnHit()] : [filter, skippableExtAuthz()];
+  const filter = cacheFilter("authz-http", overrides, plugin, name);
+  return metadata ? [filter, compositeExtAuthz(), metadataOnHit()] : [filter, compositeExtAuthz()];
 }
 
 /** Listeners `cached` and `plain`, and with `baselines` or `variants` the listeners they add. */
@@ -171,14 +203,16 @@ export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, opts: C
   const direct = opts.baselines ?? false;
   const overrides = opts.filter ?? {};
   const extra = direct
-    ? [listener("none", [], true), listener("noop", [noopFilter], true), listener("cached-md", cachedChain(overrides, true, "authz-cache", "meshward-authz-cache-md"), true)]
+    ? [listener("none", [], true), listener("noop", [noopFilter], true), listener("skip-only", [skippableExtAuthz()], true), listener("composite-only", [compositeExtAuthz()], true), listener("cached-md", cachedChain(overrides, true, "authz-cache", "meshward-authz-cache-md"), true)]
     : [];
   for (const [name, path] of Object.entries(opts.variants ?? {})) {
     extra.push(listener(`cached-${name}`, cachedChain(overrides, opts.metadata ?? true, path, `meshward-authz-cache-${name}`), direct));
   }
+  const strip = !(opts.keepUpstreamDirectives ?? false);
+  const listeners = [listener("cached", cachedChain(overrides, opts.metadata ?? true), direct, opts.logDir, strip), listener("plain", [extAuthz()], direct, opts.logDir, strip), ...extra];
   return {
     static_resources: {
-      listeners: [listener("cached", cachedChain(overrides, opts.metadata ?? true), direct, opts.logDir), listener("plain", [extAuthz()], direct, opts.logDir), ...extra],
+      listeners: listeners.filter((l) => opts.listeners?.includes(String(l["name"])) ?? true),
       clusters: [
         loopbackCluster("authz", authz.grpcAddress, { http2: true, connectTimeout: "1s" }),
         loopbackCluster("authz-http", authz.httpAddress, { connectTimeout: "1s" }),

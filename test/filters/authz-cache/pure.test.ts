@@ -13,6 +13,8 @@ interface Exports {
   sha256Hex(s: number): number;
   hmacHex(k: number, s: number): number;
   keyHex(epoch: number, shape: number, headers: number, ip: number): number;
+  localLookup(epoch: number, shape: number, a: number, b: number, ip: number): number;
+  localFind(epoch: number, shape: number, b: number, ip: number): number;
   checkDirective(value: number, secret: number, nonce: number): number;
   summary(): number;
   configError(text: number): number;
@@ -36,6 +38,12 @@ const sha = (v: string) => str(x.sha256Hex(s(v)));
 const hmac = (k: string, v: string) => str(x.hmacHex(s(k), s(v)));
 const key = (epoch: string, shape: string, headers: [string, string][], ip = "") =>
   str(x.keyHex(s(epoch), s(shape), s(headers.map(([n, v]) => `${n}\n${v}`).join("\n")), s(ip)));
+const lines = (headers: [string, string][]) => headers.map(([n, v]) => `${n}\n${v}`).join("\n");
+// Each call under its own epoch unless one is given: entries of earlier calls (other epochs) never match.
+let epochs = 0;
+const localLookup = (shape: string, a: [string, string][], b: [string, string][], ip = "", epoch = `e${epochs++}`) =>
+  str(x.localLookup(s(epoch), s(shape), s(lines(a)), s(lines(b)), s(ip)));
+const localFind = (epoch: string, shape: string, b: [string, string][], ip = "") => str(x.localFind(s(epoch), s(shape), s(lines(b)), s(ip)));
 const check = (value: string, secret: string, nonce: string) => str(x.checkDirective(s(value), s(secret), s(nonce)));
 
 // envoy.config.core.v3.Metadata's filter_metadata (field 1) over google.protobuf.Struct, encoded by protobufjs.
@@ -101,6 +109,32 @@ describe("authz-cache pure modules (AssemblyScript)", () => {
         return (canon(p) === canon(q)) === (key("e", shape, req(p)) === key("e", shape, req(q)));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("finds a worker-local entry exactly when the SHA-256 keys are equal, whatever the lengths", () => {
+    const shape = "a,h:authorization,h:x-a";
+    const base: [string, string][] = [[":method", "GET"], [":scheme", "http"], [":authority", "api"], [":path", "/p?q=1"]];
+    assert.equal(localLookup(shape, base, base), "hit");
+    assert.equal(localLookup(shape, [...base, ["x-a", "1"]], [...base, ["x-a", "2"]]), "miss");
+    assert.equal(localLookup(shape, [...base, ["x-unreferenced", "1"]], [...base, ["x-unreferenced", "2"]]), "hit");
+    assert.equal(localLookup(shape, base, base, "10.0.0.1"), "hit");
+    // A longer request in between leaves its bytes past the end of the shorter one's material.
+    const short: [string, string][] = [...base, ["x-a", "s"]];
+    assert.equal(localLookup(shape, short, short, "", "fixed"), "hit");
+    assert.equal(localFind("fixed", shape, [...base, ["x-a", "a much longer value than the other one"]]), "miss");
+    assert.equal(localFind("fixed", shape, short), "hit");
+    assert.equal(localFind("another epoch", shape, short), "miss", "the epoch is part of the key");
+    // Too long for the table (the filter then takes the SHA-256 path every time).
+    assert.equal(localLookup(shape, [...base, ["authorization", "x".repeat(4096)]], base), "overflow");
+    const value = fc.string({ maxLength: 21 });
+    const request = fc.array(fc.tuple(fc.constantFrom("x-a", "authorization", ":path", "x-b"), value), { maxLength: 4 });
+    fc.assert(
+      fc.property(request, request, fc.constantFrom("", "10.0.0.1", "10.0.0.12"), (p, q, ip) => {
+        const same = key("e", shape, p, ip) === key("e", shape, q, ip);
+        return localLookup(shape, p, q, ip) === (same ? "hit" : "miss");
+      }),
+      { numRuns: 500 },
     );
   });
 
