@@ -13,6 +13,7 @@ import { resolveEnvoy } from "../envoy/resolve.js";
 import { SKIP_HEADER, SKIP_TOKEN, startCacheWorld } from "../testing/authz-cache-world.js";
 import { h2loadAvailable, runH2loadHttp } from "./lib/h2load.js";
 import { median } from "./lib/percentiles.js";
+import { processCpuMs } from "./lib/process-cpu.js";
 import type { BenchModule, BenchRow } from "./row.js";
 
 const BUDGET = 1.2;
@@ -137,6 +138,33 @@ export const bench: BenchModule = async ({ quick, progress }) => {
   return rows;
 };
 
+/**
+ * The same listeners on a native Envoy (2 workers): Envoy's own CPU µs per request under h2load
+ * (-c4 -m8), `windows` alternating windows of `seconds` each per listener. Noisier than instructions
+ * on a shared machine, but it is what the time budget is measured in.
+ */
+export async function cpuPerRequest(opts: { listeners: string[]; variants?: Record<string, string>; seconds: number; windows: number; progress?: (msg: string) => void }): Promise<Record<string, number[]>> {
+  const w = await startCacheWorld({ concurrency: 2, baselines: true, metadata: false, variants: opts.variants ?? {}, listeners: opts.listeners, filter: { pollMs: 200 } });
+  try {
+    const envoy = w.envoys[0]!;
+    const auth = { authorization: `Bearer ${await w.issuer.sign({ sub: "bench", roles: ["reader"] }, 3600)}`, host: "api.example.com" };
+    const headers = (name: string) => (name === "skip-only" || name === "composite-only" ? { ...auth, [SKIP_HEADER]: SKIP_TOKEN } : auth);
+    for (const name of opts.listeners) await runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: headers(name), requests: 2000, clients: 1, streams: 8 });
+    const out: Record<string, number[]> = Object.fromEntries(opts.listeners.map((n) => [n, []]));
+    for (let i = 0; i < opts.windows; i++) {
+      for (const name of i % 2 === 0 ? opts.listeners : [...opts.listeners].reverse()) {
+        opts.progress?.(`${name}: window ${i + 1}/${opts.windows}`);
+        const cpu0 = processCpuMs(envoy.pid) ?? 0;
+        const r = await runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: headers(name), durationSec: opts.seconds, clients: 4, streams: 8, threads: 1 });
+        out[name]!.push((((processCpuMs(envoy.pid) ?? 0) - cpu0) * 1000) / r.total);
+      }
+    }
+    return out;
+  } finally {
+    await w.stop();
+  }
+}
+
 async function cli(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -144,15 +172,25 @@ async function cli(): Promise<void> {
       requests: { type: "string", default: "2000" },
       windows: { type: "string", default: "2" },
       listeners: { type: "string" },
+      /** Envoy CPU µs per request on a native Envoy instead of instructions under callgrind. */
+      cpu: { type: "boolean", default: false },
+      seconds: { type: "string", default: "4" },
     },
   });
-  if (!valgrindAvailable()) throw new Error("valgrind is not installed (apt-get install valgrind)");
   const variants: Record<string, string> = {};
   for (const v of values.variant ?? []) {
     const [name, path] = v.split("=");
     if (!name || !path) throw new Error(`--variant wants name=file.wasm, got '${v}'`);
     variants[name] = path;
   }
+  if (values.cpu) {
+    const listeners = values.listeners?.split(",") ?? ["none", "noop", "cached", ...Object.keys(variants).map((n) => `cached-${n}`)];
+    const cpu = await cpuPerRequest({ listeners, variants, seconds: Number(values.seconds), windows: Number(values.windows), progress: (msg) => console.error(msg) });
+    const none = median(cpu["none"] ?? [0]);
+    for (const name of listeners) console.log(`${name.padEnd(16)} median ${median(cpu[name]!).toFixed(2)} µs (added ${(median(cpu[name]!) - none).toFixed(2)}): ${cpu[name]!.map((v) => v.toFixed(2)).join(" · ")}`);
+    return;
+  }
+  if (!valgrindAvailable()) throw new Error("valgrind is not installed (apt-get install valgrind)");
   const listeners = values.listeners?.split(",") ?? ["none", "noop", "cached", ...Object.keys(variants).map((n) => `cached-${n}`)];
   const c = await countInstructions({ listeners, variants, requests: Number(values.requests), windows: Number(values.windows), progress: (msg) => console.error(msg) });
   for (const name of listeners) {

@@ -21,6 +21,7 @@ import { authzBuilt, startAuthzProcess, type AuthzProcess } from "./lib/authz-pr
 import { BENCH_AUDIENCE, BENCH_HOST, BENCH_ISSUER, BENCH_PATH, benchPolicy, createAuthzFixture, type AuthzFixture } from "./fixtures/authz-fixture.js";
 import { routerConfig } from "./filters.js";
 import { memoryGrowth, vmMemoryGauges } from "../envoy/memory.js";
+import { processCpuMs } from "./lib/process-cpu.js";
 
 const CONCURRENCY = 2;
 const WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -330,11 +331,11 @@ function upstreamBootstrap(): Record<string, unknown> {
   return { static_resources: { listeners: [httpListener("upstream", [], [answer])] } };
 }
 
-/** utime + stime of a process in ms (from /proc/<pid>/stat; clock ticks are 100 Hz on Linux). */
+/** utime + stime of a process in ms; a process that is gone is an error here. */
 function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const ms = processCpuMs(pid);
+  if (ms === undefined) throw new Error(`no CPU time for process ${pid} (exited?)`);
+  return ms;
 }
 
 /**

@@ -1,6 +1,5 @@
 // authz-server latency and throughput against the trivial grpc-js handler, measured in the same run:
 // open-loop p50/p99/p99.9 at 1k and 3k req/s (cached JWT), closed-loop h2load throughput, --workers 2 vs 1.
-import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import type { BenchModule } from "./row.js";
 import type { ReportRow } from "./lib/report.js";
@@ -12,6 +11,7 @@ import { spawnBareHttp2Authz, spawnTrivialAuthz, type RunningServer } from "./li
 import { AUTHZ_MAIN, authzBuilt, checkOnce, startAuthzProcess } from "./lib/authz-process.js";
 import { CHECK_PATH } from "./lib/check-status.js";
 import { createAuthzFixture, type AuthzFixture } from "./fixtures/authz-fixture.js";
+import { processCpuMs } from "./lib/process-cpu.js";
 
 const TRIVIAL = "trivial grpc-js handler";
 const RATIO_BUDGET = 1.5;
@@ -58,17 +58,6 @@ function describeErrors(runs: readonly OpenLoopResult[]): string {
   const codes: Record<string, number> = {};
   for (const r of runs) for (const [k, v] of Object.entries(r.errorCodes)) codes[k] = (codes[k] ?? 0) + v;
   return Object.entries(codes).map(([k, v]) => `${v} ${k}`).join(", ");
-}
-
-/** utime + stime of a process in ms (/proc/<pid>/stat, 100 ticks per second). */
-function processCpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return undefined;
-  }
 }
 
 const rateLabel = (rate: number): string => (rate % 1000 === 0 ? `${rate / 1000}k` : String(rate));
