@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireEnvoy } from "../../tools/envoy/harness.js";
-import { METADATA_HEADER_PREFIX, send, startCacheWorld, type CacheWorld } from "../../tools/testing/authz-cache-world.js";
+import { METADATA_HEADER_PREFIX, cacheHits, send, settledHits, stableHits, startCacheWorld, type CacheWorld } from "../../tools/testing/authz-cache-world.js";
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,7 +26,7 @@ describe("authz-cache: dynamic metadata on hits in a real Envoy (ENVOY_BIN)", fu
   let cached: number;
   let plain: number;
 
-  const hits = async () => (await w.envoys[0]!.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
+  const hits = () => cacheHits(w.envoys[0]!);
 
   /** The access-log line of `path` on `listener`, once Envoy has flushed it (about every second). */
   async function logLine(listener: string, path: string): Promise<LogLine> {
@@ -62,10 +62,10 @@ describe("authz-cache: dynamic metadata on hits in a real Envoy (ENVOY_BIN)", fu
 
   it("sets on a hit the same ext_authz metadata the miss it learned from got, and what Envoy without the cache sets", async function () {
     const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "metadata-user", roles: ["reader", "auditor"] })}` };
-    const before = await hits();
+    const before = await stableHits(w.envoys[0]!);
     assert.equal((await send(cached, "/api/orders/7?n=miss", h)).status, 200);
     assert.equal((await send(cached, "/api/orders/7?n=hit", h)).status, 200);
-    assert.equal(await hits(), before + 1, "the second request was a hit");
+    assert.equal(await settledHits(w.envoys[0]!, before + 1), before + 1, "the second request was a hit");
     assert.equal((await send(plain, "/api/orders/7?n=plain", h)).status, 200);
 
     const miss = await logLine("cached", "/api/orders/7?n=miss");
@@ -88,12 +88,12 @@ describe("authz-cache: dynamic metadata on hits in a real Envoy (ENVOY_BIN)", fu
   it("never turns a client's metadata header into metadata, on a miss or on a hit", async function () {
     const token = `Bearer ${await w.issuer.sign({ sub: "forger", roles: ["reader"] })}`;
     const forged = { authorization: token, [`${METADATA_HEADER_PREFIX}peer`]: forgedValue("spiffe://evil"), [`${METADATA_HEADER_PREFIX}subject`]: forgedValue("admin") };
-    const before = await hits();
+    const before = await stableHits(w.envoys[0]!);
     const first = await send(cached, "/api/orders/8?n=forged-miss", forged);
     const second = await send(cached, "/api/orders/8?n=forged-hit", forged);
     assert.equal(first.status, 200);
     assert.equal(second.status, 200);
-    assert.equal(await hits(), before + 1, "the second request was a hit");
+    assert.equal(await settledHits(w.envoys[0]!, before + 1), before + 1, "the second request was a hit");
     for (const path of ["/api/orders/8?n=forged-miss", "/api/orders/8?n=forged-hit"]) {
       const line = await logLine("cached", path);
       assert.equal(line.metadata?.["subject"], "forger", path);
@@ -103,10 +103,10 @@ describe("authz-cache: dynamic metadata on hits in a real Envoy (ENVOY_BIN)", fu
 
   it("records that a cached denial carries no metadata: the filter answers it before header_to_metadata could run", async function () {
     const h = { authorization: `Bearer ${await w.issuer.sign({ sub: "denied-user", roles: ["reader"] })}` };
-    const before = await hits();
+    const before = await stableHits(w.envoys[0]!);
     assert.equal((await send(cached, "/api/orders/export?n=deny-miss", h)).status, 403);
     assert.equal((await send(cached, "/api/orders/export?n=deny-hit", h)).status, 403);
-    assert.equal(await hits(), before + 1, "the second denial was a hit");
+    assert.equal(await settledHits(w.envoys[0]!, before + 1), before + 1, "the second denial was a hit");
     const miss = await logLine("cached", "/api/orders/export?n=deny-miss");
     const hit = await logLine("cached", "/api/orders/export?n=deny-hit");
     console.log(`      denial miss: ${JSON.stringify(miss.metadata)}\n      denial hit:  ${JSON.stringify(hit.metadata)}`);

@@ -69,6 +69,7 @@ export async function countInstructions(opts: { listeners: string[]; variants?: 
       const perRequest: Record<string, number[]> = {};
       const hits: Record<string, number> = {};
       for (const name of opts.listeners) {
+        await new Promise((r) => setTimeout(r, 2000));
         const h0 = await hitCount();
         perRequest[name] = [];
         for (let i = 0; i < opts.windows; i++) {
@@ -79,6 +80,7 @@ export async function countInstructions(opts: { listeners: string[]; variants?: 
           spawnSync("callgrind_control", ["-d", String(envoy.pid)], { stdio: "ignore" });
           perRequest[name]!.push(callgrindTotal(dir, before) / opts.requests);
         }
+        await new Promise((r) => setTimeout(r, 2000)); // hits reach the counter in batches, on the filter's tick
         hits[name] = (await hitCount()) - h0;
       }
       return { perRequest, hits, requests: opts.requests * opts.windows, errors: envoy.errorLines() };

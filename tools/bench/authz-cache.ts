@@ -49,6 +49,7 @@ async function hitRatio(w: CacheWorld, port: number, requests: number): Promise<
     return weights.length - 1;
   };
   const stat = async (name: string) => (await w.envoys[0]!.stats("authz_cache")).get(`wasmcustom.meshward_authz_cache_${name}`) ?? 0;
+  await new Promise((r) => setTimeout(r, 1000)); // earlier hits reach the counter on the filter's tick
   const [h0, m0] = [await stat("hits"), await stat("misses")];
   let next = 0;
   await Promise.all(
@@ -68,6 +69,7 @@ async function hitRatio(w: CacheWorld, port: number, requests: number): Promise<
       }
     }),
   );
+  await new Promise((r) => setTimeout(r, 1000)); // hits reach the counter in batches, on the filter's tick
   const hits = (await stat("hits")) - h0;
   const misses = (await stat("misses")) - m0;
   return { ratio: hits / Math.max(1, hits + misses), note: `${requests} requests: 200 users (Zipf 1/k), 40 resources (skewed), 10 % POST; ${hits} hits, ${misses} misses` };

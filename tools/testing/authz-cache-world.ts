@@ -222,6 +222,36 @@ export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, opts: C
   };
 }
 
+/** The filter's hit counter of `envoy` (summed over its workers). */
+export async function cacheHits(envoy: RunningEnvoy): Promise<number> {
+  return (await envoy.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
+}
+
+/**
+ * The hit counter once it reaches `atLeast` (or after `timeoutMs`): the filter adds hits to the counter
+ * in batches, on its tick (`pollMs`) or every 64 hits, so a hit shows up there a tick later.
+ */
+export async function settledHits(envoy: RunningEnvoy, atLeast: number, timeoutMs = 3000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await cacheHits(envoy);
+    if (n >= atLeast || Date.now() > deadline) return n;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The hit counter once no batch is left to flush: two reads `quietMs` apart (over a tick) agree. */
+export async function stableHits(envoy: RunningEnvoy, quietMs = 300): Promise<number> {
+  let last = await cacheHits(envoy);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const n = await cacheHits(envoy);
+    if (n === last) return n;
+    last = n;
+  }
+  return last;
+}
+
 export interface CacheWorld {
   readonly issuer: Issuer;
   readonly authz: RunningAuthz;
