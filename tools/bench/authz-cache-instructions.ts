@@ -101,7 +101,8 @@ export const bench: BenchModule = async ({ quick, progress }) => {
   const m = (name: string) => median(c.perRequest[name]!);
   const added = (name: string) => m(name) - m("none");
   const k = (v: number) => `${(v / 1000).toFixed(1)}k`;
-  if (c.hits["cached"]! < c.requests) throw new Error(`listener cached: ${c.hits["cached"]} hits in ${c.requests} requests: not the hit path`);
+  // An entry expires after the policy's maxTtl (30 s here) and is learned again: a few misses per expiry.
+  if (c.hits["cached"]! < 0.99 * c.requests) throw new Error(`listener cached: ${c.hits["cached"]} hits in ${c.requests} requests: not the hit path`);
   const windows = (name: string) => c.perRequest[name]!.map(k).join(" · ");
   const rows: BenchRow[] = [
     {
@@ -114,7 +115,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
       ratio: added("cached") / added("noop"),
       budget: `≤ ${BUDGET}×`,
       met: added("cached") <= BUDGET * added("noop"),
-      note: `per request: router only ${windows("none")}, no-op ${windows("noop")}, hit ${windows("cached")} (medians of ${c.perRequest["none"]!.length} windows × ${c.requests / c.perRequest["none"]!.length} requests)`,
+      note: `per request: router only ${windows("none")}, no-op ${windows("noop")}, hit ${windows("cached")} (medians of ${c.perRequest["none"]!.length} windows × ${c.requests / c.perRequest["none"]!.length} requests; ${c.hits["cached"]} of ${c.requests} were hits, the rest re-learned an expired entry)`,
     },
     {
       area: "authz-cache",

@@ -120,29 +120,33 @@ export function compositeExtAuthz(): Record<string, unknown> {
 }
 
 /**
- * header_to_metadata, run only on a hit (skipped unless the filter's marker is present): turns the
+ * header_to_metadata behind the composite filter, built only on a hit (the filter's marker): turns the
  * filter's `x-meshward-authz-md-<key>` headers (base64 google.protobuf.Value) back into ext_authz's
  * dynamic metadata and removes them. Wasm cannot write dynamic metadata itself (Envoy 1.40).
  */
 function metadataOnHit(): Record<string, unknown> {
+  const headerToMetadata = {
+    name: "envoy.filters.http.header_to_metadata",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+      request_rules: AUTHZ_METADATA_KEYS.map((key) => ({
+        header: METADATA_HEADER_PREFIX + key.toLowerCase(),
+        on_header_present: { metadata_namespace: EXT_AUTHZ_NAMESPACE, key, type: "PROTOBUF_VALUE", encode: "BASE64" },
+        remove: true,
+      })),
+    },
+  };
   return {
     name: "authz-metadata-on-hit",
     typed_config: {
       "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-      extension_config: {
-        name: "envoy.filters.http.header_to_metadata",
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
-          request_rules: AUTHZ_METADATA_KEYS.map((key) => ({
-            header: METADATA_HEADER_PREFIX + key.toLowerCase(),
-            on_header_present: { metadata_namespace: EXT_AUTHZ_NAMESPACE, key, type: "PROTOBUF_VALUE", encode: "BASE64" },
-            remove: true,
-          })),
-        },
-      },
+      extension_config: { name: "composite", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite" } },
       xds_matcher: {
-        matcher_list: {
-          matchers: [{ predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } }, on_match: skipAction }],
+        matcher_tree: {
+          input: hitMarker,
+          exact_match_map: {
+            map: { [SKIP_TOKEN]: { action: { name: "header-to-metadata", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction", typed_config: headerToMetadata } } } },
+          },
         },
       },
     },
