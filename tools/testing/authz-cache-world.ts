@@ -102,19 +102,26 @@ function skippableExtAuthz(): Record<string, unknown> {
  * never constructs it (ExtensionWithMatcher builds its filter on every stream, skip or not).
  */
 export function compositeExtAuthz(): Record<string, unknown> {
+  return behindComposite("authz-unless-cached", {
+    matcher_list: {
+      matchers: [{ predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } }, on_match: executeFilter("ext-authz", extAuthz()) }],
+    },
+  });
+}
+
+/** The composite filter's action: build and run `filter` on this stream. */
+function executeFilter(name: string, filter: Record<string, unknown>): Record<string, unknown> {
+  return { action: { name, typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction", typed_config: filter } } };
+}
+
+/** The composite filter `name` under `xdsMatcher`: a filter is built only where the matcher's action says so. */
+function behindComposite(name: string, xdsMatcher: Record<string, unknown>): Record<string, unknown> {
   return {
-    name: "authz-unless-cached",
+    name,
     typed_config: {
       "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
       extension_config: { name: "composite", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite" } },
-      xds_matcher: {
-        matcher_list: {
-          matchers: [{
-            predicate: { not_matcher: { single_predicate: { input: hitMarker, value_match: { exact: SKIP_TOKEN } } } },
-            on_match: { action: { name: "ext-authz", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction", typed_config: extAuthz() } } },
-          }],
-        },
-      },
+      xds_matcher: xdsMatcher,
     },
   };
 }
@@ -136,21 +143,9 @@ function metadataOnHit(): Record<string, unknown> {
       })),
     },
   };
-  return {
-    name: "authz-metadata-on-hit",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-      extension_config: { name: "composite", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite" } },
-      xds_matcher: {
-        matcher_tree: {
-          input: hitMarker,
-          exact_match_map: {
-            map: { [SKIP_TOKEN]: { action: { name: "header-to-metadata", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction", typed_config: headerToMetadata } } } },
-          },
-        },
-      },
-    },
-  };
+  return behindComposite("authz-metadata-on-hit", {
+    matcher_tree: { input: hitMarker, exact_match_map: { map: { [SKIP_TOKEN]: executeFilter("header-to-metadata", headerToMetadata) } } },
+  });
 }
 
 /** `%DYNAMIC_METADATA(envoy.filters.http.ext_authz)%` of every request, one JSON line per request. */
