@@ -12,10 +12,11 @@ interface Binaryen {
   parseText(text: string): { validate(): number; emitBinary(): Uint8Array; dispose(): void };
 }
 
-function body(parts: { configure?: string; requestHeaders?: string; imports?: string }): string {
+function body(parts: { configure?: string; requestHeaders?: string; imports?: string; data?: string }): string {
   return `(module
   ${parts.imports ?? ""}
   (memory (export "memory") 2)
+  ${parts.data ?? ""}
   (func (export "proxy_abi_version_0_2_0"))
   (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
   (func (export "proxy_on_context_create") (param i32 i32))
@@ -39,6 +40,18 @@ export const FIXTURE_MODULES: Readonly<Record<string, string>> = {
   "configure-false": body({ configure: "(i32.const 0)" }),
   /** Passes everything through (the control for the others). */
   passthrough: body({}),
+  /**
+   * on_configure succeeds only in the first VM of the process (it marks shared data) and returns false
+   * in every later one: Envoy's load-time configuration passes, each thread-local one fails.
+   */
+  "configure-first-vm-only": body({
+    imports: '(import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32))) ' +
+      '(import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))',
+    data: '(data (i32.const 16) "fx-first-vm")',
+    // NotFound (1): the first VM marks the key and succeeds; any other answer means a VM came before.
+    configure: "(if (result i32) (i32.eq (call $get (i32.const 16) (i32.const 11) (i32.const 64) (i32.const 68) (i32.const 72)) (i32.const 1)) " +
+      "(then (drop (call $set (i32.const 16) (i32.const 11) (i32.const 16) (i32.const 1) (i32.const 0))) (i32.const 1)) (else (i32.const 0)))",
+  }),
   /** Imports proxy_clear_route_cache, which Envoy does not provide to ABI 0.2.x modules. */
   "link-missing": body({ imports: '(import "env" "proxy_clear_route_cache" (func $crc (result i32)))' }),
 };
