@@ -1,6 +1,7 @@
 // The cache directive authz-server attaches to a cacheable decision: `<hex HMAC-SHA256>.<json>`.
 // Verified (HMAC, nonce) and parsed here; pure. Format: README "The directive cannot be forged".
 import { JsonKind, JsonParser, JsonValue } from "../lib/json";
+import { serializePairs } from "../lib/request-view";
 import { bytesEqual, hmacSha256, toHex } from "../lib/sha256";
 
 export const MAX_DIRECTIVE_BYTES = 8192;
@@ -22,12 +23,15 @@ export class Directive {
   responseNames: string[] = [];
   responseValues: string[] = [];
   body: string = "";
-  // UTF-8 forms for the hit path, filled once by encode().
+  // UTF-8 forms for the hit path, filled once by encode() (when the entry is first served).
   removeBytes: ArrayBuffer[] = [];
   headerNameBytes: ArrayBuffer[] = [];
   headerValueBytes: ArrayBuffer[] = [];
   responseNameBytes: ArrayBuffer[] = [];
   responseValueBytes: ArrayBuffer[] = [];
+  /** A denial's local reply: its headers in the pairs format and its body. */
+  denialHeaderPairs: ArrayBuffer = new ArrayBuffer(0);
+  denialBody: ArrayBuffer = new ArrayBuffer(0);
   /** Dynamic metadata headers learned from Envoy on the miss (metadata.ts), replayed on a hit. */
   metadataNames: ArrayBuffer[] = [];
   metadataValues: ArrayBuffer[] = [];
@@ -41,6 +45,10 @@ export class Directive {
     for (let i = 0; i < this.responseNames.length; i++) {
       this.responseNameBytes.push(String.UTF8.encode(this.responseNames[i]));
       this.responseValueBytes.push(String.UTF8.encode(this.responseValues[i]));
+    }
+    if (!this.allow) {
+      this.denialHeaderPairs = serializePairs(this.headerNames, this.headerValues);
+      this.denialBody = String.UTF8.encode(this.body);
     }
   }
 }

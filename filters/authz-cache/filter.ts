@@ -239,12 +239,17 @@ export class AuthzCacheRoot extends RootContext {
   pollInFlight: bool = false;
   pollToken: u32 = 0;
   pollSentAtMs: i64 = 0;
+  /** The epoch poll's request headers and cluster, built once per configuration. */
+  pollHeaders: ArrayBuffer = new ArrayBuffer(0);
+  pollCluster: ArrayBuffer = new ArrayBuffer(0);
 
   onConfigure(size: u32): bool {
     const config = configure<CacheConfig, ConfigParser>(new ConfigParser(), size, PREFIX);
     if (config === null) return false;
     metricIds = defineMetrics("meshward_authz_cache_", COUNTERS, GAUGES);
     this.config = config;
+    this.pollHeaders = serializePairs([":method", ":path", ":authority"], ["GET", config.epochPath, config.epochAuthority]);
+    this.pollCluster = String.UTF8.encode(config.epochCluster);
     setTickPeriodMilliseconds(config.pollMs);
     return true;
   }
@@ -261,10 +266,8 @@ export class AuthzCacheRoot extends RootContext {
     const now = nowMs();
     // A lost answer must not stop polling: give up on it after the staleness bound.
     if (this.pollInFlight && now - this.pollSentAtMs < config.maxStalenessMs) return;
-    const headers = serializePairs([":method", ":path", ":authority"], ["GET", config.epochPath, config.epochAuthority]);
-    const cluster = String.UTF8.encode(config.epochCluster);
     const timeout = <u32>min<i64>(config.maxStalenessMs, 1000);
-    if (httpCall(cluster, headers, NO_BODY, timeout, call) != HostStatus.Ok) {
+    if (httpCall(this.pollCluster, this.pollHeaders, NO_BODY, timeout, call) != HostStatus.Ok) {
       log(LogLevel.Warn, PREFIX + "epoch poll not sent: http_call status " + call.status.toString());
       return;
     }
@@ -411,7 +414,7 @@ class AuthzCacheStream extends Context {
     countHit();
     if (!d.allow) {
       this.state = State.HitDeny;
-      sendLocalResponse(d.status, "meshward_authz_cache", String.UTF8.encode(d.body), serializePairs(d.headerNames, d.headerValues), -1);
+      sendLocalResponse(d.status, "meshward_authz_cache", d.denialBody, d.denialHeaderPairs, -1);
       return FilterHeadersStatusValues.StopIteration;
     }
     this.state = State.HitAllow;

@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { writeFileSync } from "node:fs";
 import { requireEnvoy } from "../../tools/envoy/harness.js";
 import {
-  SKIP_HEADER, SKIP_TOKEN, cachePolicy, send, startCacheWorld, type CacheWorld, type Reply,
+  SKIP_HEADER, SKIP_TOKEN, cacheHits, cachePolicy, send, startCacheWorld, type CacheWorld, type Reply,
 } from "../../tools/testing/authz-cache-world.js";
 import { AUDIENCE, ISSUER } from "../../tools/testing/e2e-authz.js";
 import { startJwksServer, type JwksServer } from "../../tools/testing/jwks-server.js";
@@ -62,7 +62,7 @@ describe("authz-cache in a real Envoy (ENVOY_BIN)", function () {
     const h = await bearer({ sub: "warmup", roles: ["reader"] });
     await waitFor(async () => {
       await send(cached, "/api/orders/0", h);
-      return ((await w.envoys[0]!.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0) > 0;
+      return (await cacheHits(w.envoys[0]!)) > 0;
     }, 5000, "a first cache hit");
   });
 
@@ -326,7 +326,7 @@ describe("authz-cache: a signing key rotated out of the JWKS (ENVOY_BIN)", funct
     const cached = w.envoys[0]!.listenerPort("cached");
     const plain = w.envoys[0]!.listenerPort("plain");
     const h = token(removed, "rotated-out");
-    const hits = async () => (await w.envoys[0]!.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
+    const hits = () => cacheHits(w.envoys[0]!);
     await waitFor(async () => (await send(cached, "/api/orders/1", h)).status === 200 && (await hits()) > 0, 5000, "a first cache hit");
     const checks = w.checks();
     const before = await send(cached, "/api/orders/1", h);

@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { resolveEnvoy } from "../envoy/resolve.js";
-import { SKIP_HEADER, SKIP_TOKEN, startCacheWorld } from "../testing/authz-cache-world.js";
+import { listenerHeaders, stableHits, startCacheWorld } from "../testing/authz-cache-world.js";
+import { cpuWindows } from "./lib/cpu-windows.js";
 import { h2loadAvailable, runH2loadHttp } from "./lib/h2load.js";
 import { median } from "./lib/percentiles.js";
-import { processCpuMs } from "./lib/process-cpu.js";
 import type { BenchModule, BenchRow } from "./row.js";
 
 const BUDGET = 1.2;
@@ -57,11 +57,8 @@ export async function countInstructions(opts: { listeners: string[]; variants?: 
     try {
       const envoy = w.envoys[0]!;
       const auth = { authorization: `Bearer ${await w.issuer.sign({ sub: "bench", roles: ["reader"] }, 3600)}`, host: "api.example.com" };
-      // The wrappers alone have no filter in front: the client's marker makes them skip ext_authz.
-      const headers = (name: string) => (name === "skip-only" || name === "composite-only" ? { ...auth, [SKIP_HEADER]: SKIP_TOKEN } : auth);
       const run = (name: string, n: number) =>
-        runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: headers(name), requests: n, clients: 1, streams: 8, limitSec: 600 });
-      const hitCount = async () => (await envoy.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
+        runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: listenerHeaders(name, auth), requests: n, clients: 1, streams: 8, limitSec: 600 });
       for (const name of opts.listeners) {
         opts.progress?.(`warming ${name}`);
         await run(name, 500); // epoch polled, entries learned, code compiled
@@ -69,8 +66,8 @@ export async function countInstructions(opts: { listeners: string[]; variants?: 
       const perRequest: Record<string, number[]> = {};
       const hits: Record<string, number> = {};
       for (const name of opts.listeners) {
-        await new Promise((r) => setTimeout(r, 2000));
-        const h0 = await hitCount();
+        // Hits reach the counter in batches, on the filter's tick (slow under valgrind).
+        const h0 = await stableHits(envoy, 2000);
         perRequest[name] = [];
         for (let i = 0; i < opts.windows; i++) {
           opts.progress?.(`${name}: window ${i + 1}/${opts.windows}`);
@@ -80,8 +77,7 @@ export async function countInstructions(opts: { listeners: string[]; variants?: 
           spawnSync("callgrind_control", ["-d", String(envoy.pid)], { stdio: "ignore" });
           perRequest[name]!.push(callgrindTotal(dir, before) / opts.requests);
         }
-        await new Promise((r) => setTimeout(r, 2000)); // hits reach the counter in batches, on the filter's tick
-        hits[name] = (await hitCount()) - h0;
+        hits[name] = (await stableHits(envoy, 2000)) - h0;
       }
       return { perRequest, hits, requests: opts.requests * opts.windows, errors: envoy.errorLines() };
     } finally {
@@ -151,18 +147,8 @@ export async function cpuPerRequest(opts: { listeners: string[]; variants?: Reco
   try {
     const envoy = w.envoys[0]!;
     const auth = { authorization: `Bearer ${await w.issuer.sign({ sub: "bench", roles: ["reader"] }, 3600)}`, host: "api.example.com" };
-    const headers = (name: string) => (name === "skip-only" || name === "composite-only" ? { ...auth, [SKIP_HEADER]: SKIP_TOKEN } : auth);
-    for (const name of opts.listeners) await runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: headers(name), requests: 2000, clients: 1, streams: 8 });
-    const out: Record<string, number[]> = Object.fromEntries(opts.listeners.map((n) => [n, []]));
-    for (let i = 0; i < opts.windows; i++) {
-      for (const name of i % 2 === 0 ? opts.listeners : [...opts.listeners].reverse()) {
-        opts.progress?.(`${name}: window ${i + 1}/${opts.windows}`);
-        const cpu0 = processCpuMs(envoy.pid) ?? 0;
-        const r = await runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: headers(name), durationSec: opts.seconds, clients: 4, streams: 8, threads: 1 });
-        out[name]!.push((((processCpuMs(envoy.pid) ?? 0) - cpu0) * 1000) / r.total);
-      }
-    }
-    return out;
+    for (const name of opts.listeners) await runH2loadHttp({ target: `127.0.0.1:${envoy.listenerPort(name)}`, path: "/api/orders/1", headers: listenerHeaders(name, auth), requests: 2000, clients: 1, streams: 8 });
+    return (await cpuWindows({ envoy, listeners: opts.listeners, path: "/api/orders/1", headers: (name) => listenerHeaders(name, auth), seconds: opts.seconds, windows: opts.windows, ...(opts.progress ? { progress: opts.progress } : {}) })).cpuUs;
   } finally {
     await w.stop();
   }

@@ -4,9 +4,9 @@
 // a hit adds ≤ 1.2 × what the no-op wasm filter adds to Envoy's CPU per request (instructions per
 // request: authz-cache-instructions.ts).
 import { Agent, request } from "node:http";
-import { startCacheWorld, type CacheWorld } from "../testing/authz-cache-world.js";
-import { h2loadAvailable, runH2loadHttp } from "./lib/h2load.js";
-import { processCpuMs } from "./lib/process-cpu.js";
+import { cacheHits, stableHits, startCacheWorld, type CacheWorld } from "../testing/authz-cache-world.js";
+import { h2loadAvailable } from "./lib/h2load.js";
+import { cpuWindows } from "./lib/cpu-windows.js";
 import { median, summarize } from "./lib/percentiles.js";
 import type { BenchModule, BenchRow } from "./row.js";
 
@@ -50,8 +50,8 @@ async function hitRatio(w: CacheWorld, port: number, requests: number): Promise<
     return weights.length - 1;
   };
   const stat = async (name: string) => (await w.envoys[0]!.stats("authz_cache")).get(`wasmcustom.meshward_authz_cache_${name}`) ?? 0;
-  await new Promise((r) => setTimeout(r, 1000)); // earlier hits reach the counter on the filter's tick
-  const [h0, m0] = [await stat("hits"), await stat("misses")];
+  // Hits reach the counter in batches, on the filter's tick.
+  const [h0, m0] = [await stableHits(w.envoys[0]!), await stat("misses")];
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -70,8 +70,7 @@ async function hitRatio(w: CacheWorld, port: number, requests: number): Promise<
       }
     }),
   );
-  await new Promise((r) => setTimeout(r, 1000)); // hits reach the counter in batches, on the filter's tick
-  const hits = (await stat("hits")) - h0;
+  const hits = (await stableHits(w.envoys[0]!)) - h0;
   const misses = (await stat("misses")) - m0;
   return { ratio: hits / Math.max(1, hits + misses), note: `${requests} requests: 200 users (Zipf 1/k), 40 resources (skewed), 10 % POST; ${hits} hits, ${misses} misses` };
 }
@@ -100,7 +99,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
     const path = "/api/orders/1";
     // Warm: the epoch poll has landed and the entry is stored.
     const deadline = Date.now() + 5000;
-    while (((await w.envoys[0]!.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0) === 0) {
+    while ((await cacheHits(w.envoys[0]!)) === 0) {
       if (Date.now() > deadline) throw new Error("no cache hit within 5 s");
       await sequentialLatency(port("cached"), path, auth, 1);
       await new Promise((r) => setTimeout(r, 50));
@@ -111,20 +110,7 @@ export const bench: BenchModule = async ({ quick, progress }) => {
 
     if (h2loadAvailable()) {
       const names = ["cached", "plain", "none", "noop", "cached-md"];
-      const rps: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-      const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-      const envoyPid = w.envoys[0]!.pid;
-      for (let r = 0; r < reps; r++) {
-        for (const name of r % 2 === 0 ? names : [...names].reverse()) {
-          progress(`h2load ${name} (${r + 1}/${reps})`);
-          const cpu0 = processCpuMs(envoyPid);
-          const res = await runH2loadHttp({ target: `127.0.0.1:${port(name)}`, path, headers: { ...auth, host: "api.example.com" }, durationSec: dur, clients: 4, streams: 8, threads: 1 });
-          const cpu1 = processCpuMs(envoyPid);
-          rps[name]!.push(res.reqPerSec);
-          // Envoy's own CPU (both workers, user + system) per request over the window, in µs.
-          if (cpu0 !== undefined && cpu1 !== undefined) cpu[name]!.push(((cpu1 - cpu0) * 1000) / res.total);
-        }
-      }
+      const { rps, cpuUs: cpu } = await cpuWindows({ envoy: w.envoys[0]!, listeners: names, path, headers: () => ({ ...auth, host: "api.example.com" }), seconds: dur, windows: reps, progress: (msg) => progress(`h2load ${msg}`) });
       const med = (o: Record<string, number[]>, k: string) => median(o[k]!);
       const [cached, plain, none, noop] = [med(rps, "cached"), med(rps, "plain"), med(rps, "none"), med(rps, "noop")];
       rows.push({

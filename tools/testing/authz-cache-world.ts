@@ -221,6 +221,14 @@ export function cacheEnvoyConfig(authz: RunningAuthz, app: EchoUpstream, opts: C
   };
 }
 
+/**
+ * The request headers for `listener` of the cache world: `base`, plus the hit marker for the
+ * baselines that have ext_authz's wrapper and no cache filter in front (`skip-only`, `composite-only`).
+ */
+export function listenerHeaders(listener: string, base: Record<string, string>): Record<string, string> {
+  return listener === "skip-only" || listener === "composite-only" ? { ...base, [SKIP_HEADER]: SKIP_TOKEN } : base;
+}
+
 /** The filter's hit counter of `envoy` (summed over its workers). */
 export async function cacheHits(envoy: RunningEnvoy): Promise<number> {
   return (await envoy.stats("authz_cache")).get("wasmcustom.meshward_authz_cache_hits") ?? 0;
